@@ -1,0 +1,55 @@
+// swift-tools-version: 6.1
+// Choreo: choreographed microservices on Redis Streams, with Postgres per service.
+import PackageDescription
+
+let package = Package(
+    name: "Choreo",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "choreo", targets: ["choreo"]),
+        .library(name: "Choreo", targets: ["Choreo"]),
+        .library(name: "Redis", targets: ["Redis"]),
+        .library(name: "Postgres", targets: ["Postgres"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.5.0"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "5.0.0"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CHiredis",
+            pkgConfig: "hiredis",
+            providers: [.apt(["libhiredis-dev"])]
+        ),
+        .systemLibrary(
+            name: "CLibPQ",
+            pkgConfig: "libpq",
+            providers: [.apt(["libpq-dev"])]
+        ),
+        .target(name: "Redis", dependencies: ["CHiredis"]),
+        .target(name: "Postgres", dependencies: ["CLibPQ"]),
+        .target(
+            name: "Choreo",
+            dependencies: [
+                "Redis", "Postgres",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Yams", package: "Yams"),
+            ]
+        ),
+        .target(name: "ChoreoTesting", dependencies: ["Redis", "Postgres"]),
+        .executableTarget(
+            name: "choreo",
+            dependencies: [
+                "Choreo", "Redis", "Postgres",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .testTarget(name: "RedisTests", dependencies: ["Redis", "ChoreoTesting"]),
+        .testTarget(name: "PostgresTests", dependencies: ["Postgres", "ChoreoTesting"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

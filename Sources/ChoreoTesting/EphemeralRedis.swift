@@ -1,0 +1,116 @@
+// EphemeralRedis: a private redis-server for tests that stop and restart Redis.
+
+import Foundation
+
+/// A `redis-server` of a test's own, on a free loopback port with data in a temporary folder.
+/// AOF is on (`appendfsync always`), so a restart keeps every acknowledged write.
+public final class EphemeralRedis: @unchecked Sendable {
+    /// The port it listens on (kept across restarts).
+    public let port: Int
+    /// Its data folder.
+    public let directory: String
+    /// `redis://127.0.0.1:port/0`.
+    public var url: String { "redis://127.0.0.1:\(port)/0" }
+    private var pid: pid_t = 0
+
+    /// Starts the server and waits until it answers.
+    public init() throws {
+        self.port = try freePort()
+        self.directory = TestEnvironment.workDirectory + "/" + TestEnvironment.uniqueName("redis")
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        try start()
+    }
+
+    deinit { stop() }
+
+    /// Starts the server (again) on the same port and data.
+    public func start() throws {
+        pid = try spawn(
+            "/usr/bin/redis-server",
+            [
+                "--port", String(port), "--bind", "127.0.0.1", "--dir", directory, "--save", "",
+                "--appendonly", "yes", "--appendfsync", "always", "--logfile", directory + "/redis.log",
+            ])
+        let deadline = Date().addingTimeInterval(10)
+        while Date() < deadline {
+            if canConnect(port: port) { return }
+            usleep(20_000)
+        }
+        throw TimeoutError(what: "redis-server on port \(port)", seconds: 10, lastError: nil)
+    }
+
+    /// Stops the server (SIGTERM) and waits for it to exit.
+    public func stop() {
+        guard pid > 0 else { return }
+        kill(pid, SIGTERM)
+        var status: Int32 = 0
+        waitpid(pid, &status, 0)
+        pid = 0
+    }
+}
+
+/// A TCP port on 127.0.0.1 that nothing listens on right now.
+public func freePort() throws -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    address.sin_port = 0
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let bound = withUnsafeMutablePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer -> Int32 in
+            guard bind(fd, pointer, length) == 0 else { return -1 }
+            return getsockname(fd, pointer, &length)
+        }
+    }
+    guard bound == 0 else {
+        throw TimeoutError(what: "a free port", seconds: 0, lastError: String(cString: strerror(errno)))
+    }
+    return Int(UInt16(bigEndian: address.sin_port))
+}
+
+/// Whether something accepts TCP connections on 127.0.0.1:`port`.
+public func canConnect(port: Int) -> Bool {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    address.sin_port = UInt16(port).bigEndian
+    return withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+            connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
+        }
+    }
+}
+
+/// Starts `path` with `arguments` (inheriting the environment) and returns its pid. Uses
+/// posix_spawn directly: Foundation's `Process.waitUntilExit` can hang on Linux.
+public func spawn(_ path: String, _ arguments: [String], environment: [String: String]? = nil) throws -> pid_t {
+    let argv = ([path] + arguments).map { strdup($0) } + [nil]
+    defer { for pointer in argv { free(pointer) } }
+    let env = environment.map { values in values.map { strdup("\($0.key)=\($0.value)") } + [nil] }
+    defer { for pointer in env ?? [] { free(pointer) } }
+    // Threads of the test process block signals; the child must start with none blocked and
+    // default handlers, or it would ignore SIGTERM.
+    var attributes = posix_spawnattr_t()
+    posix_spawnattr_init(&attributes)
+    defer { posix_spawnattr_destroy(&attributes) }
+    var empty = sigset_t()
+    sigemptyset(&empty)
+    posix_spawnattr_setsigmask(&attributes, &empty)
+    var defaults = sigset_t()
+    sigemptyset(&defaults)
+    for signal in [SIGTERM, SIGINT, SIGPIPE, SIGCHLD, SIGHUP] { sigaddset(&defaults, signal) }
+    posix_spawnattr_setsigdefault(&attributes, &defaults)
+    posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+    var pid: pid_t = 0
+    let status =
+        env.map { posix_spawn(&pid, path, nil, &attributes, argv, $0) }
+        ?? posix_spawn(&pid, path, nil, &attributes, argv, environ)
+    guard status == 0 else {
+        throw TimeoutError(what: "spawning \(path)", seconds: 0, lastError: String(cString: strerror(status)))
+    }
+    return pid
+}

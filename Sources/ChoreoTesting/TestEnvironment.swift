@@ -1,0 +1,33 @@
+// TestEnvironment: the servers ops/test started for this run, and unique names for isolation.
+
+import Foundation
+
+/// The Redis and Postgres servers that `ops/test` started for the test run, read from the
+/// environment (`CHOREO_TEST_REDIS_URL`, `CHOREO_TEST_DATABASE_URL`,
+/// `CHOREO_TEST_ADMIN_DATABASE_URL`, `CHOREO_TEST_WORKDIR`).
+public enum TestEnvironment {
+    /// URL of the throw-away Redis server.
+    public static var redisURL: String { value("CHOREO_TEST_REDIS_URL") }
+    /// URL of the throw-away Postgres database, as the application role `choreo`.
+    public static var databaseURL: String { value("CHOREO_TEST_DATABASE_URL") }
+    /// URL of the same database as the superuser (for role and privilege tests).
+    public static var adminDatabaseURL: String { value("CHOREO_TEST_ADMIN_DATABASE_URL") }
+    /// A scratch folder removed after the run.
+    public static var workDirectory: String {
+        ProcessInfo.processInfo.environment["CHOREO_TEST_WORKDIR"] ?? NSTemporaryDirectory()
+    }
+
+    /// A name no other test uses: `prefix_` plus random lowercase letters and digits, valid
+    /// as a Redis key prefix and a Postgres identifier.
+    public static func uniqueName(_ prefix: String = "t") -> String {
+        let alphabet = Array("abcdefghijklmnopqrstuvwxyz0123456789")
+        return prefix + "_" + String((0..<10).map { _ in alphabet.randomElement()! })
+    }
+
+    private static func value(_ name: String) -> String {
+        guard let value = ProcessInfo.processInfo.environment[name], !value.isEmpty else {
+            fatalError("\(name) is not set: run the tests with ops/test, which starts Redis and Postgres")
+        }
+        return value
+    }
+}

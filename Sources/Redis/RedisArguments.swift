@@ -1,0 +1,47 @@
+// RedisArguments: packs a command's arguments into one buffer for hiredis's argv calls.
+
+/// A command's arguments packed into one contiguous buffer with their lengths, so hiredis
+/// receives them through `redisCommandArgv` without any format string (binary-safe).
+struct RedisArguments {
+    private var storage: [UInt8] = []
+    private var offsets: [Int] = []
+    private var lengths: [Int] = []
+
+    init(_ arguments: [String]) {
+        offsets.reserveCapacity(arguments.count)
+        lengths.reserveCapacity(arguments.count)
+        for argument in arguments {
+            offsets.append(storage.count)
+            let before = storage.count
+            storage.append(contentsOf: argument.utf8)
+            lengths.append(storage.count - before)
+        }
+        storage.append(0)
+    }
+
+    init(bytes arguments: [[UInt8]]) {
+        for argument in arguments {
+            offsets.append(storage.count)
+            storage.append(contentsOf: argument)
+            lengths.append(argument.count)
+        }
+        storage.append(0)
+    }
+
+    /// Calls `body` with `argc`, `argv` and `argvlen` pointing into the packed buffer.
+    func withArgv<R>(
+        _ body: (Int32, UnsafeMutablePointer<UnsafePointer<CChar>?>, UnsafePointer<Int>) -> R
+    ) -> R {
+        storage.withUnsafeBufferPointer { buffer in
+            let base = UnsafeRawPointer(buffer.baseAddress!)
+            var argv: [UnsafePointer<CChar>?] = offsets.map {
+                base.advanced(by: $0).assumingMemoryBound(to: CChar.self)
+            }
+            return argv.withUnsafeMutableBufferPointer { argvBuffer in
+                lengths.withUnsafeBufferPointer { lengthBuffer in
+                    body(Int32(offsets.count), argvBuffer.baseAddress!, lengthBuffer.baseAddress!)
+                }
+            }
+        }
+    }
+}

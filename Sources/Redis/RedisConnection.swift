@@ -1,0 +1,276 @@
+// RedisConnection: one blocking connection over hiredis: connect, authenticate, send binary-safe
+// commands and pipelines, reconnect with backoff after the server drops the connection.
+
+import CHiredis
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
+/// One blocking connection to a Redis server, over hiredis.
+///
+/// **Threading.** A `RedisConnection` is not thread-safe: exactly one owner uses it at a time
+/// (a worker thread, or the serial queue of a ``RedisClient``). Its calls block the calling
+/// thread, so never call it from a SwiftNIO event loop or Swift's cooperative pool; from async
+/// code use ``RedisClient``, which runs the same calls on a dedicated serial queue.
+///
+/// **Reconnects.** When the server drops the connection (restart, `CLIENT KILL`, network), the
+/// command in flight fails with ``RedisError/connectionLost(endpoint:reason:)`` (its effect is
+/// unknown, so it is never silently repeated) and the next call reconnects, re-authenticating
+/// and re-selecting the database. A peer that closed an idle connection is noticed before the
+/// next command is written, so that command goes through on a fresh connection. While the
+/// server stays down, reconnect attempts are spaced by an exponential backoff and calls in
+/// between fail at once with ``RedisError/connectionFailed(endpoint:reason:)``.
+public final class RedisConnection: @unchecked Sendable {
+    /// The settings this connection was opened with.
+    public let configuration: RedisConfiguration
+
+    private var context: UnsafeMutablePointer<redisContext>?
+    private var timeoutInEffect: Double = 0
+    private var backoff: Double
+    private var nextAttempt: ContinuousClock.Instant?
+    private var lastFailure = ""
+
+    /// Opens a connection; throws ``RedisError`` naming the endpoint when it cannot.
+    public init(configuration: RedisConfiguration) throws {
+        Self.ignoreBrokenPipes
+        self.configuration = configuration
+        self.backoff = configuration.reconnectDelay
+        try open()
+    }
+
+    /// Parses `url` (`redis://[user:password@]host:port[/db]`) and connects.
+    public convenience init(url: String) throws {
+        try self.init(configuration: RedisConfiguration(url: url))
+    }
+
+    deinit {
+        if let context { redisFree(context) }
+    }
+
+    /// Writing to a socket the server closed raises SIGPIPE, which would kill the process.
+    private static let ignoreBrokenPipes: Void = {
+        signal(SIGPIPE, SIG_IGN)
+    }()
+
+    /// Whether the connection is currently open (it may still turn out to be closed by the peer).
+    public var isConnected: Bool { context != nil }
+
+    /// Closes the connection. The next command reconnects.
+    public func close() {
+        if let context { redisFree(context) }
+        context = nil
+    }
+
+    // MARK: Commands
+
+    /// Sends one command and returns its reply. Error replies are thrown as
+    /// ``RedisError/server(command:message:)``.
+    ///
+    /// - Parameter blockingFor: extra seconds the reply may take (for `BLOCK` arguments).
+    @discardableResult
+    public func command(_ arguments: [String], blockingFor: Double = 0) throws -> RedisReply {
+        let reply = try roundTrip(RedisArguments(arguments), extraTimeout: blockingFor)
+        if case .error(let message) = reply {
+            throw RedisError.server(command: arguments.first?.uppercased() ?? "", message: message)
+        }
+        return reply
+    }
+
+    /// Sends one command whose arguments are raw bytes (binary-safe keys and values).
+    @discardableResult
+    public func command(bytes arguments: [[UInt8]]) throws -> RedisReply {
+        let reply = try roundTrip(RedisArguments(bytes: arguments), extraTimeout: 0)
+        if case .error(let message) = reply {
+            let name = arguments.first.map { String(decoding: $0, as: UTF8.self).uppercased() } ?? ""
+            throw RedisError.server(command: name, message: message)
+        }
+        return reply
+    }
+
+    /// Sends many commands before reading any reply, then returns the replies in order.
+    /// Error replies are returned in place (as ``RedisReply/error(_:)``), not thrown, so each
+    /// command's outcome can be inspected. Large pipelines are sent in chunks of 512 to keep
+    /// the client's buffers bounded.
+    public func pipeline(_ commands: [[String]]) throws -> [RedisReply] {
+        var replies: [RedisReply] = []
+        replies.reserveCapacity(commands.count)
+        var start = 0
+        while start < commands.count {
+            let end = min(start + 512, commands.count)
+            let context = try usableContext(extraTimeout: 0)
+            for index in start..<end {
+                let arguments = RedisArguments(commands[index])
+                let status = arguments.withArgv { argc, argv, lengths in
+                    redisAppendCommandArgv(context, argc, argv, lengths)
+                }
+                if status != REDIS_OK { throw lost(context) }
+            }
+            for _ in start..<end { replies.append(try readReply(context)) }
+            start = end
+        }
+        return replies
+    }
+
+    // MARK: Internals
+
+    private func roundTrip(_ arguments: RedisArguments, extraTimeout: Double) throws -> RedisReply {
+        let context = try usableContext(extraTimeout: extraTimeout)
+        let raw = arguments.withArgv { argc, argv, lengths in
+            redisCommandArgv(context, argc, argv, lengths)
+        }
+        guard let raw else { throw lost(context) }
+        let reply = RedisConnection.convert(raw.assumingMemoryBound(to: redisReply.self))
+        freeReplyObject(raw)
+        return reply
+    }
+
+    private func readReply(_ context: UnsafeMutablePointer<redisContext>) throws -> RedisReply {
+        var raw: UnsafeMutableRawPointer?
+        guard redisGetReply(context, &raw) == REDIS_OK, let raw else { throw lost(context) }
+        let reply = RedisConnection.convert(raw.assumingMemoryBound(to: redisReply.self))
+        freeReplyObject(raw)
+        return reply
+    }
+
+    /// The open context, reconnecting first if the connection is closed or broken, with the
+    /// socket timeout set for a command that may block `extraTimeout` seconds.
+    private func usableContext(extraTimeout: Double) throws -> UnsafeMutablePointer<redisContext> {
+        if let context, context.pointee.err != 0 || peerHasClosed(context) { close() }
+        if context == nil { try reconnect() }
+        guard let context else {
+            throw RedisError.connectionFailed(endpoint: configuration.endpoint, reason: lastFailure)
+        }
+        let wanted = configuration.commandTimeout + extraTimeout
+        if wanted != timeoutInEffect {
+            _ = redisSetTimeout(context, Self.timeval(seconds: wanted))
+            timeoutInEffect = wanted
+        }
+        return context
+    }
+
+    private func reconnect() throws {
+        let now = ContinuousClock.now
+        if let nextAttempt, now < nextAttempt {
+            let wait =
+                Double((nextAttempt - now).components.attoseconds) / 1e18
+                + Double((nextAttempt - now).components.seconds)
+            throw RedisError.connectionFailed(
+                endpoint: configuration.endpoint,
+                reason: "\(lastFailure) (next attempt in \(Int(wait * 1000)) ms)")
+        }
+        do {
+            try open()
+            backoff = configuration.reconnectDelay
+            nextAttempt = nil
+        } catch let error as RedisError {
+            if case .connectionFailed(_, let reason) = error { lastFailure = reason } else { lastFailure = "\(error)" }
+            let jitter = Double.random(in: 0.8...1.2)
+            nextAttempt = now.advanced(by: .milliseconds(Int(backoff * jitter * 1000)))
+            backoff = min(backoff * 2, configuration.maxReconnectDelay)
+            throw error
+        }
+    }
+
+    private func open() throws {
+        let endpoint = configuration.endpoint
+        guard
+            let newContext = redisConnectWithTimeout(
+                configuration.host, Int32(configuration.port), Self.timeval(seconds: configuration.connectTimeout))
+        else { throw RedisError.connectionFailed(endpoint: endpoint, reason: "out of memory") }
+        if newContext.pointee.err != 0 {
+            let reason = Self.errorText(newContext)
+            redisFree(newContext)
+            throw RedisError.connectionFailed(endpoint: endpoint, reason: reason)
+        }
+        _ = redisEnableKeepAlive(newContext)
+        _ = redisSetTimeout(newContext, Self.timeval(seconds: configuration.commandTimeout))
+        timeoutInEffect = configuration.commandTimeout
+        context = newContext
+        do {
+            if let password = configuration.password {
+                let auth = configuration.username.map { ["AUTH", $0, password] } ?? ["AUTH", password]
+                let reply = try roundTrip(RedisArguments(auth), extraTimeout: 0)
+                if let message = reply.errorMessage {
+                    throw RedisError.authenticationFailed(endpoint: endpoint, reason: message)
+                }
+            }
+            if configuration.database != 0 {
+                let reply = try roundTrip(RedisArguments(["SELECT", String(configuration.database)]), extraTimeout: 0)
+                if let message = reply.errorMessage {
+                    throw RedisError.connectionFailed(
+                        endpoint: endpoint, reason: "SELECT \(configuration.database): \(message)")
+                }
+            }
+        } catch let error as RedisError {
+            close()
+            if case .connectionLost(_, let reason) = error {
+                throw RedisError.connectionFailed(endpoint: endpoint, reason: reason)
+            }
+            throw error
+        }
+    }
+
+    /// Marks the connection broken after an I/O error and builds the error to throw.
+    private func lost(_ failed: UnsafeMutablePointer<redisContext>) -> RedisError {
+        var reason = Self.errorText(failed)
+        if reason.contains("Resource temporarily unavailable") {
+            reason = "no reply within \(timeoutInEffect) s (timed out)"
+        }
+        close()
+        return .connectionLost(endpoint: configuration.endpoint, reason: reason)
+    }
+
+    /// Detects a peer that closed the socket while we were idle, without blocking.
+    private func peerHasClosed(_ context: UnsafeMutablePointer<redisContext>) -> Bool {
+        var byte: UInt8 = 0
+        let received = recv(context.pointee.fd, &byte, 1, Int32(MSG_PEEK | MSG_DONTWAIT))
+        if received == 0 { return true }
+        if received < 0 { return errno != EAGAIN && errno != EWOULDBLOCK }
+        return false
+    }
+
+    private static func errorText(_ context: UnsafeMutablePointer<redisContext>) -> String {
+        var errstr = context.pointee.errstr
+        let text = withUnsafeBytes(of: &errstr) { raw in
+            String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+        }
+        return text.isEmpty ? "I/O error" : text
+    }
+
+    private static func timeval(seconds: Double) -> Glibc.timeval {
+        let whole = Int(seconds)
+        return Glibc.timeval(tv_sec: whole, tv_usec: Int((seconds - Double(whole)) * 1_000_000))
+    }
+
+    /// Deep-copies a hiredis reply tree into Swift values (the caller frees the tree).
+    static func convert(_ pointer: UnsafeMutablePointer<redisReply>) -> RedisReply {
+        let reply = pointer.pointee
+        switch reply.type {
+        case REDIS_REPLY_STRING:
+            guard let str = reply.str else { return .bulk([]) }
+            return .bulk(Array(UnsafeRawBufferPointer(start: str, count: reply.len)))
+        case REDIS_REPLY_STATUS:
+            return .status(reply.str.map { String(cString: $0) } ?? "")
+        case REDIS_REPLY_ERROR:
+            return .error(reply.str.map { String(cString: $0) } ?? "")
+        case REDIS_REPLY_INTEGER:
+            return .integer(reply.integer)
+        case REDIS_REPLY_ARRAY:
+            var elements: [RedisReply] = []
+            elements.reserveCapacity(reply.elements)
+            for index in 0..<reply.elements {
+                if let element = reply.element[index] {
+                    elements.append(convert(element))
+                } else {
+                    elements.append(.null)
+                }
+            }
+            return .array(elements)
+        default:
+            return .null
+        }
+    }
+}

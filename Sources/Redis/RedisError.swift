@@ -1,0 +1,50 @@
+// RedisError: every way a Redis call can fail, each rendering as one line that names what failed.
+
+/// An error from the Redis client. Its `description` is a single line naming the endpoint or
+/// command that failed, suitable for showing to an operator as is.
+public enum RedisError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// The connection URL could not be parsed.
+    case invalidURL(url: String, reason: String)
+    /// No connection could be opened (refused, unreachable, timed out, or the handshake failed).
+    case connectionFailed(endpoint: String, reason: String)
+    /// The connection broke during a command; whether the server applied it is unknown.
+    /// The next call reconnects.
+    case connectionLost(endpoint: String, reason: String)
+    /// The server refused the credentials (`WRONGPASS`, `NOAUTH`, ...).
+    case authenticationFailed(endpoint: String, reason: String)
+    /// The server answered with an error reply (for example `NOGROUP`, `WRONGTYPE`).
+    case server(command: String, message: String)
+    /// The server's reply did not have the shape the typed helper expected.
+    case unexpectedReply(command: String, reply: String)
+
+    /// The error code of a server error: its first word, such as `NOSCRIPT` or `BUSYGROUP`.
+    public var serverCode: String? {
+        guard case .server(_, let message) = self else { return nil }
+        return message.split(separator: " ", maxSplits: 1).first.map(String.init)
+    }
+
+    /// Whether the error is about the connection rather than the command (worth a retry).
+    public var isConnectionError: Bool {
+        switch self {
+        case .connectionFailed, .connectionLost: return true
+        default: return false
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .invalidURL(let url, let reason):
+            return "invalid Redis URL '\(url)': \(reason)"
+        case .connectionFailed(let endpoint, let reason):
+            return "cannot connect to Redis at \(endpoint): \(reason)"
+        case .connectionLost(let endpoint, let reason):
+            return "lost the connection to Redis at \(endpoint): \(reason)"
+        case .authenticationFailed(let endpoint, let reason):
+            return "Redis at \(endpoint) refused the credentials: \(reason)"
+        case .server(let command, let message):
+            return "Redis \(command) failed: \(message)"
+        case .unexpectedReply(let command, let reply):
+            return "unexpected reply to Redis \(command): \(reply.prefix(200))"
+        }
+    }
+}

@@ -1,0 +1,92 @@
+import ChoreoTesting
+import Foundation
+import Redis
+import Testing
+
+@Suite("Redis connection")
+struct RedisConnectionTests {
+    let redis: RedisConnection
+    let key = TestEnvironment.uniqueName("k")
+
+    init() throws {
+        redis = try RedisConnection(url: TestEnvironment.redisURL)
+    }
+
+    @Test("every RESP2 reply type arrives as a Swift value, binary-safe")
+    func replyTypes() throws {
+        #expect(try redis.command(["SET", key, "v"]) == .status("OK"))
+        let binary: [UInt8] = [0, 1, 255, 13, 10, 37, 115]
+        try redis.command(bytes: [Array("SET".utf8), Array(key.utf8), binary])
+        #expect(try redis.command(["GET", key]) == .bulk(binary))
+        #expect(try redis.command(["GET", key + ":missing"]) == .null)
+        #expect(try redis.command(["INCR", key + ":n"]) == .integer(1))
+        let nested = try redis.command(["EVAL", "return {1, 'two', {3, 'four'}}", "0"])
+        #expect(
+            nested
+                == .array([.integer(1), .bulk(Array("two".utf8)), .array([.integer(3), .bulk(Array("four".utf8))])]))
+        #expect(throws: RedisError.self) { try redis.command(["LPUSH", key, "x"]) }
+        do {
+            try redis.command(["LPUSH", key, "x"])
+        } catch let error as RedisError {
+            #expect(error.serverCode == "WRONGTYPE")
+        }
+        let quoted = "it's \"quoted\" %s %d \u{1F600}"
+        try redis.command(["SET", key, quoted])
+        #expect(try redis.command(["GET", key]).string == quoted)
+    }
+
+    @Test("a pipeline of 1,000 commands returns 1,000 replies in order, errors in place")
+    func pipeline() throws {
+        var commands = (0..<1000).map { _ in ["INCR", key] }
+        commands[500] = ["NOSUCHCOMMAND"]
+        let replies = try redis.pipeline(commands)
+        #expect(replies.count == 1000)
+        #expect(replies[0] == .integer(1))
+        #expect(replies[500].errorMessage?.contains("unknown command") == true)
+        #expect(replies[999] == .integer(999))
+    }
+
+    @Test("a script runs by EVALSHA and is reloaded after NOSCRIPT")
+    func scriptReload() throws {
+        let script = RedisScript("return redis.call('INCRBY', KEYS[1], ARGV[1])")
+        #expect(try script.run(on: redis, keys: [key], arguments: ["5"]) == .integer(5))
+        let digest = try #require(script.digest)
+        try redis.command(["SCRIPT", "FLUSH"])
+        #expect(try redis.command(["SCRIPT", "EXISTS", digest]) == .array([.integer(0)]))
+        #expect(try script.run(on: redis, keys: [key], arguments: ["2"]) == .integer(7))
+    }
+
+    @Test("a connection killed by the server reconnects on the next command")
+    func reconnectAfterKill() throws {
+        let id = try #require(try redis.command(["CLIENT", "ID"]).int)
+        let killer = try RedisConnection(url: TestEnvironment.redisURL)
+        try killer.command(["CLIENT", "KILL", "ID", String(id)])
+        // The dropped socket is noticed before the next command is written.
+        #expect(try redis.command(["PING"]) == .status("PONG"))
+        let newID = try #require(try redis.command(["CLIENT", "ID"]).int)
+        #expect(newID != id)
+    }
+
+    @Test("a blocking read longer than the command timeout waits and then returns empty")
+    func blockingReadLongerThanTimeout() throws {
+        var configuration = try RedisConfiguration(url: TestEnvironment.redisURL)
+        configuration.commandTimeout = 0.2
+        let connection = try RedisConnection(configuration: configuration)
+        try connection.xgroupCreate(key, group: "g")
+        let started = Date()
+        let batches = try connection.xreadgroup(
+            group: "g", consumer: "c", streams: [(key, ">")], count: 10, blockMilliseconds: 500)
+        #expect(batches.isEmpty)
+        #expect(Date().timeIntervalSince(started) >= 0.45)
+        #expect(try connection.command(["PING"]) == .status("PONG"))
+    }
+
+    @Test("the async client runs commands off the caller's thread")
+    func asyncClient() async throws {
+        let client = try RedisClient(url: TestEnvironment.redisURL)
+        try await client.command(["SET", key, "async"])
+        #expect(try await client.command(["GET", key]).string == "async")
+        let replies = try await client.pipeline([["INCR", key + ":c"], ["INCR", key + ":c"]])
+        #expect(replies == [.integer(1), .integer(2)])
+    }
+}
