@@ -39,17 +39,19 @@ let package = Package(
                 .product(name: "Yams", package: "Yams"),
             ]
         ),
-        .target(name: "ChoreoTesting", dependencies: ["Redis", "Postgres"]),
+        .target(name: "ChoreoTesting", dependencies: ["Redis", "Postgres", "Choreo", "Probe"]),
+        .target(name: "Probe", dependencies: ["Choreo", "Postgres"]),
         .executableTarget(
             name: "choreo",
             dependencies: [
-                "Choreo", "Redis", "Postgres",
+                "Choreo", "Redis", "Postgres", "Probe",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .testTarget(name: "RedisTests", dependencies: ["Redis", "ChoreoTesting"]),
         .testTarget(name: "PostgresTests", dependencies: ["Postgres", "ChoreoTesting"]),
+        .testTarget(name: "ChoreoTests", dependencies: ["Choreo", "Probe", "ChoreoTesting", "Redis", "Postgres"]),
     ],
     swiftLanguageModes: [.v6]
 )

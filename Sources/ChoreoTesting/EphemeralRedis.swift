@@ -1,5 +1,6 @@
 // EphemeralRedis: a private redis-server for tests that stop and restart Redis.
 
+import Choreo
 import Foundation
 
 /// A `redis-server` of a test's own, on a free loopback port with data in a temporary folder.
@@ -25,7 +26,7 @@ public final class EphemeralRedis: @unchecked Sendable {
 
     /// Starts the server (again) on the same port and data.
     public func start() throws {
-        pid = try spawn(
+        pid = try ChildProcess.spawn(
             "/usr/bin/redis-server",
             [
                 "--port", String(port), "--bind", "127.0.0.1", "--dir", directory, "--save", "",
@@ -83,34 +84,4 @@ public func canConnect(port: Int) -> Bool {
             connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
         }
     }
-}
-
-/// Starts `path` with `arguments` (inheriting the environment) and returns its pid. Uses
-/// posix_spawn directly: Foundation's `Process.waitUntilExit` can hang on Linux.
-public func spawn(_ path: String, _ arguments: [String], environment: [String: String]? = nil) throws -> pid_t {
-    let argv = ([path] + arguments).map { strdup($0) } + [nil]
-    defer { for pointer in argv { free(pointer) } }
-    let env = environment.map { values in values.map { strdup("\($0.key)=\($0.value)") } + [nil] }
-    defer { for pointer in env ?? [] { free(pointer) } }
-    // Threads of the test process block signals; the child must start with none blocked and
-    // default handlers, or it would ignore SIGTERM.
-    var attributes = posix_spawnattr_t()
-    posix_spawnattr_init(&attributes)
-    defer { posix_spawnattr_destroy(&attributes) }
-    var empty = sigset_t()
-    sigemptyset(&empty)
-    posix_spawnattr_setsigmask(&attributes, &empty)
-    var defaults = sigset_t()
-    sigemptyset(&defaults)
-    for signal in [SIGTERM, SIGINT, SIGPIPE, SIGCHLD, SIGHUP] { sigaddset(&defaults, signal) }
-    posix_spawnattr_setsigdefault(&attributes, &defaults)
-    posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
-    var pid: pid_t = 0
-    let status =
-        env.map { posix_spawn(&pid, path, nil, &attributes, argv, $0) }
-        ?? posix_spawn(&pid, path, nil, &attributes, argv, environ)
-    guard status == 0 else {
-        throw TimeoutError(what: "spawning \(path)", seconds: 0, lastError: String(cString: strerror(status)))
-    }
-    return pid
 }

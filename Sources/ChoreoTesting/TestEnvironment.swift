@@ -12,6 +12,8 @@ public enum TestEnvironment {
     public static var databaseURL: String { value("CHOREO_TEST_DATABASE_URL") }
     /// URL of the same database as the superuser (for role and privilege tests).
     public static var adminDatabaseURL: String { value("CHOREO_TEST_ADMIN_DATABASE_URL") }
+    /// The `choreo` executable built for this run.
+    public static var choreoBinary: String { value("CHOREO_BINARY") }
     /// A scratch folder removed after the run.
     public static var workDirectory: String {
         ProcessInfo.processInfo.environment["CHOREO_TEST_WORKDIR"] ?? NSTemporaryDirectory()

@@ -23,12 +23,15 @@ public final class PostgresConnection: @unchecked Sendable {
     public let endpoint: String
     private var connection: OpaquePointer?
     private var savepointCounter = 0
+    private let searchPath: [String]
 
     /// Connects to `url` (`postgres://user:password@host:port/db`, `postgresql://...`, a
     /// `?host=/socket/dir` query for unix sockets, or a libpq key=value conninfo string).
     ///
     /// - Parameter connectTimeout: seconds to wait for the server (libpq `connect_timeout`).
-    public init(url: String, connectTimeout: Int = 5) throws {
+    /// - Parameter searchPath: schemas for unqualified names, set on every (re)connect.
+    public init(url: String, connectTimeout: Int = 5, searchPath: [String] = []) throws {
+        self.searchPath = searchPath
         var parseError: UnsafeMutablePointer<CChar>?
         guard let options = PQconninfoParse(url, &parseError) else {
             let reason = parseError.map { String(cString: $0) } ?? "unparseable"
@@ -68,8 +71,14 @@ public final class PostgresConnection: @unchecked Sendable {
             let reason = Self.trimmed(connection.map { PQerrorMessage($0) } ?? nil) ?? "out of memory"
             throw PostgresError(.connectionFailed, message: "\(endpoint): \(reason)")
         }
+        // Server notices ("already exists, skipping") would go to stderr: drop them.
+        PQsetNoticeProcessor(connection, { _, _ in }, nil)
         // Text timestamps are parsed as UTC; keep the session in UTC whatever the server default.
         _ = try simple("SET TIME ZONE 'UTC'")
+        if !searchPath.isEmpty {
+            let quoted = searchPath.map { "\"" + $0.replacingOccurrences(of: "\"", with: "\"\"") + "\"" }
+            _ = try simple("SET search_path TO \(quoted.joined(separator: ", "))")
+        }
     }
 
     /// Closes the connection; the next call reconnects.

@@ -1,0 +1,319 @@
+// BatchProcessor: handles one batch of deliveries with exactly-once effects: decode, one
+// Postgres transaction (inbox dedup, handlers, outbox) optimistic for the whole batch and
+// falling back to one transaction per message when something in it fails; then the Redis
+// settlement (publish, dead-letter, ack) and the outbox cleanup.
+
+import Foundation
+import Logging
+import Postgres
+import Redis
+
+/// Handles batches for one consumer of one service. Not thread-safe: one per consumer loop.
+final class BatchProcessor {
+    let definition: ServiceDefinition
+    let service: Service
+    let publisher: Publisher
+    let redis: RedisConnection
+    let postgres: PostgresConnection?
+    let consumer: String
+    let logger: Logger
+    let metrics: RuntimeMetrics
+
+    init(
+        definition: ServiceDefinition, service: Service, topology: Topology, redis: RedisConnection,
+        postgres: PostgresConnection?, consumer: String, logger: Logger, metrics: RuntimeMetrics
+    ) {
+        self.definition = definition
+        self.service = service
+        self.publisher = Publisher(service: definition, topology: topology)
+        self.redis = redis
+        self.postgres = postgres
+        self.consumer = consumer
+        self.logger = logger
+        self.metrics = metrics
+    }
+
+    /// An error of the infrastructure (Postgres or Redis unreachable): the batch is held and
+    /// retried as is, without counting a delivery.
+    static func isInfrastructure(_ error: Error) -> Bool {
+        if let error = error as? PostgresError { return error.isConnectionError }
+        if let error = error as? RedisError { return error.isConnectionError }
+        return false
+    }
+
+    private struct Item {
+        var delivery: Delivery
+        var envelope: Envelope
+        var handler: MessageHandler
+    }
+
+    private struct Handled {
+        var outcome: MessageOutcome
+        var emissions: [Emission]
+    }
+
+    /// Runs the handlers and commits their effects. Throws only infrastructure errors (then
+    /// nothing is committed and the batch can be retried as is).
+    func commit(stream: String, deliveries: [Delivery]) throws -> Settlement {
+        var settled: [(id: String, type: String, outcome: MessageOutcome, state: MessageState)] = []
+        var deadCommands: [[String]] = []
+        var items: [Item] = []
+        var acks: [String] = []
+        for delivery in deliveries {
+            let entry = delivery.entry
+            if entry.isDeleted {
+                metrics.trimmedWhilePending(stream: stream)
+                logger.warning("entry trimmed while pending; acknowledging", metadata: ["entry": "\(entry.id)"])
+                acks.append(entry.id)
+                continue
+            }
+            let envelope: Envelope
+            do {
+                envelope = try Envelope(entry: entry)
+            } catch {
+                let reason = "undecodable envelope: \(error)"
+                deadCommands += publisher.deadLetterCommands(
+                    entry: entry, stream: stream, consumer: consumer, deliveries: delivery.attempt, reason: reason,
+                    envelope: nil)
+                settled.append((entry.id, entry["type"] ?? "", .poison(reason), .dead(reason: reason)))
+                acks.append(entry.id)
+                continue
+            }
+            guard let handler = service.handler(for: envelope.type) else {
+                let reason = "unknown message type '\(envelope.type)' for service '\(definition.name)'"
+                deadCommands += publisher.deadLetterCommands(
+                    entry: entry, stream: stream, consumer: consumer, deliveries: delivery.attempt, reason: reason,
+                    envelope: envelope)
+                settled.append((entry.id, envelope.type, .poison(reason), .dead(reason: reason)))
+                acks.append(entry.id)
+                continue
+            }
+            items.append(Item(delivery: delivery, envelope: envelope, handler: handler))
+        }
+
+        var results: [Handled]
+        var seqs: [Int64] = []
+        var published: [OutboxMessage] = []
+        if items.isEmpty {
+            results = []
+        } else if let postgres, let schema = definition.schema {
+            (results, published) = try transactOptimistically(
+                stream: stream, items: items, postgres: postgres, schema: schema)
+            seqs = published.compactMap(\.seq)
+        } else {
+            results = items.map { runStateless(stream: stream, item: $0) }
+            for (item, result) in zip(items, results) where result.outcome == .handled || result.outcome == .rejected {
+                published += result.emissions.map { OutboxMessage($0, cause: item.envelope, service: definition) }
+            }
+        }
+
+        var commands: [[String]] = []
+        for message in published { commands += publisher.commands(for: message) }
+        commands += deadCommands
+        for (item, result) in zip(items, results) {
+            let entry = item.delivery.entry
+            let state = MessageState.settle(
+                result.outcome, attempt: item.delivery.attempt, policy: definition.policy,
+                jitterUnit: Self.unit(entry.id))
+            switch state {
+            case .acked:
+                acks.append(entry.id)
+            case .dead(let reason):
+                commands += publisher.deadLetterCommands(
+                    entry: entry, stream: stream, consumer: consumer, deliveries: item.delivery.attempt, reason: reason,
+                    envelope: item.envelope)
+                acks.append(entry.id)
+            case .retrying, .delivered:
+                break
+            }
+            settled.append((entry.id, item.envelope.type, result.outcome, state))
+        }
+        if !acks.isEmpty { commands.append(["XACK", stream, definition.name] + acks) }
+        return Settlement(stream: stream, commands: commands, outboxSeqs: seqs, settled: settled)
+    }
+
+    /// Publishes, dead-letters and acknowledges in one pipeline, then deletes the published
+    /// outbox rows. Throws if Redis failed (nothing is lost: the settlement can be retried,
+    /// and the outbox relay republishes rows that stay behind).
+    func settle(_ settlement: Settlement) throws {
+        if !settlement.commands.isEmpty {
+            let replies = try redis.pipeline(settlement.commands)
+            if let index = replies.firstIndex(where: { $0.errorMessage != nil }) {
+                throw RedisError.server(
+                    command: settlement.commands[index].first ?? "", message: replies[index].errorMessage ?? "")
+            }
+        }
+        if !settlement.outboxSeqs.isEmpty, let postgres, let schema = definition.schema {
+            try postgres.query(RuntimeSchema.outboxDelete(schema), [settlement.outboxSeqs.map { Int($0) }])
+        }
+        for item in settlement.settled {
+            metrics.settled(stream: settlement.stream, type: item.type, outcome: item.outcome, state: item.state)
+            switch item.state {
+            case .dead(let reason):
+                logger.error(
+                    "message dead-lettered",
+                    metadata: ["entry": "\(item.id)", "type": "\(item.type)", "reason": "\(reason)"])
+            case .retrying(let attempt, let after, let error):
+                logger.warning(
+                    "message failed; will retry",
+                    metadata: [
+                        "entry": "\(item.id)", "type": "\(item.type)", "attempt": "\(attempt)",
+                        "retry_in_ms": "\(Int(after * 1000))", "error": "\(error)",
+                    ])
+            default:
+                break
+            }
+        }
+    }
+
+    // MARK: Handlers
+
+    private func context(_ item: Item, stream: String, session: TransactionSession?) -> MessageContext {
+        var messageLogger = logger
+        messageLogger[metadataKey: "message_id"] = "\(item.envelope.id)"
+        messageLogger[metadataKey: "type"] = "\(item.envelope.type)"
+        messageLogger[metadataKey: "correlation_id"] = "\(item.envelope.correlation)"
+        if let trace = item.envelope.traceID { messageLogger[metadataKey: "trace_id"] = "\(trace)" }
+        return MessageContext(
+            envelope: item.envelope, service: definition.name, stream: stream, attempt: item.delivery.attempt,
+            consumer: consumer, logger: messageLogger, session: session)
+    }
+
+    private func runStateless(stream: String, item: Item) -> Handled {
+        let context = context(item, stream: stream, session: nil)
+        let started = ContinuousClock.now
+        defer { metrics.handlerDuration(stream: stream, type: item.envelope.type, since: started) }
+        do {
+            try item.handler(context)
+            return Handled(outcome: context.rejected ? .rejected : .handled, emissions: context.emissions)
+        } catch let error as HandlerError {
+            return Handled(outcome: .poison(error.description), emissions: [])
+        } catch {
+            return Handled(outcome: .failed("\(error)"), emissions: [])
+        }
+    }
+
+    private struct OptimisticAbort: Error {}
+
+    private func transactOptimistically(stream: String, items: [Item], postgres: PostgresConnection, schema: String)
+        throws
+        -> ([Handled], [OutboxMessage])
+    {
+        do {
+            return try transact(stream: stream, items: items, postgres: postgres, schema: schema)
+        } catch is OptimisticAbort {
+            metrics.batchFallback(stream: stream)
+            var results: [Handled] = []
+            var published: [OutboxMessage] = []
+            for item in items {
+                do {
+                    let (result, messages) = try transact(
+                        stream: stream, items: [item], postgres: postgres, schema: schema)
+                    results += result
+                    published += messages
+                } catch let error as SingleFailure {
+                    results.append(Handled(outcome: .failed(error.message), emissions: []))
+                }
+            }
+            return (results, published)
+        }
+    }
+
+    private struct SingleFailure: Error { var message: String }
+
+    /// One transaction for `items`: inbox rows, handlers, queued writes, outbox rows, commit.
+    private func transact(stream: String, items: [Item], postgres: PostgresConnection, schema: String) throws
+        -> ([Handled], [OutboxMessage])
+    {
+        func fail(_ error: PostgresError) throws -> Never {
+            if postgres.inTransaction { _ = try? postgres.execute("ROLLBACK") }
+            if error.isConnectionError { throw error }
+            if items.count > 1 { throw OptimisticAbort() }
+            throw SingleFailure(message: "\(error)")
+        }
+        let envelopes = items.map(\.envelope)
+        let opening = try postgres.pipeline([
+            PostgresStatement("BEGIN"),
+            PostgresStatement(
+                RuntimeSchema.inboxInsert(schema),
+                [
+                    envelopes.map(\.id), envelopes.map { _ in stream }, envelopes.map(\.type),
+                    envelopes.map(\.correlation),
+                ]),
+        ])
+        var fresh = Set<String>()
+        for result in opening {
+            switch result {
+            case .failure(let error): try fail(error)
+            case .success(let rows): fresh.formUnion(rows.rows.compactMap { $0.values.first ?? nil })
+            }
+        }
+        let session = TransactionSession(connection: postgres)
+        var results: [Handled] = []
+        var undo: [String] = []
+        for (index, item) in items.enumerated() {
+            guard fresh.remove(item.envelope.id) != nil else {
+                results.append(Handled(outcome: .duplicate, emissions: []))
+                continue
+            }
+            session.beginMessage(index)
+            session.markMessageStart()
+            let context = context(item, stream: stream, session: session)
+            let started = ContinuousClock.now
+            do {
+                try item.handler(context)
+                results.append(Handled(outcome: context.rejected ? .rejected : .handled, emissions: context.emissions))
+            } catch {
+                if let aborted = session.aborted { try fail(aborted) }
+                if let postgresError = error as? PostgresError, postgresError.isConnectionError {
+                    try fail(postgresError)
+                }
+                do { try session.rollbackMessage() } catch let rollbackError as PostgresError {
+                    try fail(rollbackError)
+                }
+                undo.append(item.envelope.id)
+                let outcome: MessageOutcome =
+                    (error as? HandlerError).map { .poison($0.description) } ?? .failed("\(error)")
+                results.append(Handled(outcome: outcome, emissions: []))
+            }
+            metrics.handlerDuration(stream: stream, type: item.envelope.type, since: started)
+        }
+        var messages: [OutboxMessage] = []
+        for (item, result) in zip(items, results) where result.outcome == .handled || result.outcome == .rejected {
+            messages += result.emissions.map { OutboxMessage($0, cause: item.envelope, service: definition) }
+        }
+        var tail = session.takePending()
+        if !undo.isEmpty { tail.append(PostgresStatement(RuntimeSchema.inboxDelete(schema), [undo])) }
+        let outboxIndex = tail.count
+        if !messages.isEmpty {
+            tail.append(
+                PostgresStatement(
+                    RuntimeSchema.outboxInsert(schema),
+                    [
+                        messages.map(\.stream), messages.map(\.encodedFields), messages.map { $0.commandID ?? "" },
+                        messages.map { $0.status?.rawValue ?? "" },
+                    ]))
+        }
+        tail.append(PostgresStatement("COMMIT"))
+        let outcomes = try postgres.pipeline(tail)
+        for outcome in outcomes {
+            if case .failure(let error) = outcome { try fail(error) }
+        }
+        if postgres.inTransaction {
+            // COMMIT of an aborted transaction reports ROLLBACK without an error.
+            try fail(PostgresError(.server, message: "the batch transaction was rolled back"))
+        }
+        if !messages.isEmpty, case .success(let rows) = outcomes[outboxIndex] {
+            let seqs = rows.rows.compactMap { $0.values.first.flatMap { $0 }.flatMap { Int64($0) } }
+            for index in messages.indices where index < seqs.count { messages[index].seq = seqs[index] }
+        }
+        return (results, messages)
+    }
+
+    /// A stable number in [0, 1) per entry, so an entry's retry delay does not flap.
+    static func unit(_ id: String) -> Double {
+        var hash: UInt64 = 1_469_598_103_934_665_603
+        for byte in id.utf8 { hash = (hash ^ UInt64(byte)) &* 1_099_511_628_211 }
+        return Double(hash % 10_000) / 10_000
+    }
+}

@@ -1,0 +1,260 @@
+// ConsumerLoop: one consumer of one stream on its own thread: reads batches with XREADGROUP,
+// hands them to the batch processor, retries its failed entries after their backoff, adopts
+// entries of dead consumers after claim_idle, holds a batch while Postgres or Redis is down,
+// and drains on stop.
+
+import Foundation
+import Logging
+import Postgres
+import Redis
+import Synchronization
+
+/// A consumer of one stream for one service, run on a dedicated thread by ``run()``.
+public final class ConsumerLoop: Sendable {
+    /// The stream it consumes.
+    public let stream: String
+    /// Its consumer name (unique per process).
+    public let consumer: String
+    let definition: ServiceDefinition
+    let service: Service
+    let topology: Topology
+    let logger: Logger
+    let metrics: RuntimeMetrics
+    private let stateBox = Mutex(ConsumerState.active)
+
+    /// Creates a loop; it connects when run.
+    public init(
+        stream: String, consumer: String, definition: ServiceDefinition, service: Service, topology: Topology,
+        logger: Logger, metrics: RuntimeMetrics
+    ) {
+        self.stream = stream
+        self.consumer = consumer
+        self.definition = definition
+        self.service = service
+        self.topology = topology
+        var logger = logger
+        logger[metadataKey: "stream"] = "\(stream)"
+        self.logger = logger
+        self.metrics = metrics
+    }
+
+    /// The current lifecycle state.
+    public var state: ConsumerState { stateBox.withLock { $0 } }
+
+    /// Asks the loop to finish its batch in hand and stop.
+    public func requestStop() {
+        stateBox.withLock { $0 = $0.after(.stopRequested) }
+    }
+
+    private var policy: ServicePolicy { definition.policy }
+    private var group: String { definition.name }
+
+    /// Runs until stopped. Blocks the calling thread: give it a thread of its own.
+    public func run() {
+        defer { stateBox.withLock { $0 = $0.after(.finished) } }
+        guard let processor = connect() else { return }
+        var worker = Worker(loop: self, processor: processor)
+        worker.run()
+    }
+
+    /// Connects to Redis and Postgres and creates the group, retrying with backoff until it
+    /// works or a stop is requested.
+    private func connect() -> BatchProcessor? {
+        var delay = 0.1
+        while state.readsMore {
+            do {
+                let redis = try RedisConnection(url: topology.redisURL)
+                try redis.xgroupCreate(stream, group: group, startID: "0")
+                let postgres = try definition.schema.map {
+                    try PostgresConnection(url: topology.postgresURL, searchPath: [$0, "public"])
+                }
+                return BatchProcessor(
+                    definition: definition, service: service, topology: topology, redis: redis, postgres: postgres,
+                    consumer: consumer, logger: logger, metrics: metrics)
+            } catch {
+                logger.error(
+                    "cannot start consumer; retrying",
+                    metadata: ["error": "\(error)", "retry_in_ms": "\(Int(delay * 1000))"])
+                pause(delay)
+                delay = min(delay * 2, 5)
+            }
+        }
+        return nil
+    }
+
+    /// Sleeps up to `seconds`, waking early when a stop is requested.
+    func pause(_ seconds: Double) {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline, state.readsMore { usleep(10_000) }
+    }
+
+    /// The loop's mutable part, owned by the loop's thread.
+    private struct Worker {
+        let loop: ConsumerLoop
+        let processor: BatchProcessor
+        /// Own failed entries: when each is due for retry, and its last error.
+        var retries: [String: (due: Date, error: String)] = [:]
+        var nextReclaim = Date()
+        var pendingCursor = "-"
+
+        var redis: RedisConnection { processor.redis }
+        var policy: ServicePolicy { loop.policy }
+
+        mutating func run() {
+            var delay = 0.05
+            while loop.state.readsMore {
+                do {
+                    if Date() >= nextReclaim { try reclaim() }
+                    let untilReclaim = max(0.005, nextReclaim.timeIntervalSinceNow)
+                    let block = min(policy.block, untilReclaim)
+                    let batches = try redis.xreadgroup(
+                        group: loop.group, consumer: loop.consumer, streams: [(loop.stream, ">")], count: policy.batch,
+                        blockMilliseconds: max(1, Int(block * 1000)))
+                    for batch in batches where !batch.entries.isEmpty {
+                        handle(batch.entries.map { Delivery(entry: $0, attempt: 1) })
+                    }
+                    delay = 0.05
+                } catch {
+                    loop.logger.error(
+                        "consumer loop error; retrying",
+                        metadata: ["error": "\(error)", "retry_in_ms": "\(Int(delay * 1000))"])
+                    loop.pause(delay)
+                    delay = min(delay * 2, 2)
+                }
+            }
+            loop.logger.info("consumer drained and stopped")
+        }
+
+        /// Commits and settles one batch, holding it through infrastructure outages.
+        mutating func handle(_ deliveries: [Delivery]) {
+            let started = ContinuousClock.now
+            let ids = deliveries.map(\.entry.id)
+            guard let settlement = holding(ids, { try processor.commit(stream: loop.stream, deliveries: deliveries) })
+            else {
+                return
+            }
+            FaultInjection.reached(.exitAfterCommit)
+            guard holding(ids, { try processor.settle(settlement) }) != nil else { return }
+            loop.metrics.batchDuration(stream: loop.stream, since: started)
+            for item in settlement.settled {
+                if case .retrying(_, let after, let error) = item.state {
+                    retries[item.id] = (Date().addingTimeInterval(after), error)
+                } else {
+                    retries[item.id] = nil
+                }
+            }
+            if let earliest = retries.values.map(\.due).min(), earliest < nextReclaim { nextReclaim = earliest }
+        }
+
+        /// Runs `operation`, retrying infrastructure failures with backoff without counting
+        /// deliveries, and keeping the held entries from being adopted by other consumers.
+        /// Returns nil if it gave up (other error, or stop requested and shutdown_timeout passed).
+        func holding<T>(_ ids: [String], _ operation: () throws -> T) -> T? {
+            var delay = 0.05
+            let started = Date()
+            var lastTouch = Date()
+            while true {
+                do {
+                    return try operation()
+                } catch  where BatchProcessor.isInfrastructure(error) {
+                    if !loop.state.readsMore, Date().timeIntervalSince(started) > policy.shutdownTimeout / 2 {
+                        loop.logger.error(
+                            "giving up a held batch at shutdown; it stays pending", metadata: ["error": "\(error)"])
+                        return nil
+                    }
+                    loop.logger.warning(
+                        "infrastructure unavailable; holding the batch",
+                        metadata: [
+                            "error": "\(error)", "entries": "\(ids.count)", "retry_in_ms": "\(Int(delay * 1000))",
+                        ])
+                    usleep(UInt32(delay * 1_000_000))
+                    delay = min(delay * 2, 2)
+                    if Date().timeIntervalSince(lastTouch) > policy.claimIdle / 3 {
+                        // Reset the entries' idle time (JUSTID does not count a delivery).
+                        _ = try? redis.command(
+                            ["XCLAIM", loop.stream, loop.group, loop.consumer, "0"] + ids + ["JUSTID"])
+                        lastTouch = Date()
+                    }
+                } catch {
+                    loop.logger.error(
+                        "batch failed unexpectedly; entries stay pending", metadata: ["error": "\(error)"])
+                    return nil
+                }
+            }
+        }
+
+        /// Retries own failed entries whose backoff has passed and adopts other consumers'
+        /// entries idle for claim_idle; dead-letters entries past max_deliveries.
+        mutating func reclaim() throws {
+            nextReclaim = Date().addingTimeInterval(min(1, policy.claimIdle / 4))
+            let floor = Int(policy.backoff.initial * (1 - policy.backoff.jitter) * 1000)
+            let rows = try redis.xpending(
+                loop.stream, group: loop.group, minIdleMilliseconds: floor, start: pendingCursor, count: 100)
+            pendingCursor = rows.count == 100 ? "(" + rows[rows.count - 1].id : "-"
+            var own: [PendingEntry] = []
+            var foreign: [PendingEntry] = []
+            for row in rows {
+                if row.consumer == loop.consumer {
+                    let wait = policy.backoff.delay(afterFailures: row.deliveries, unit: BatchProcessor.unit(row.id))
+                    if Double(row.idleMilliseconds) >= wait * 1000 { own.append(row) }
+                } else if Double(row.idleMilliseconds) >= policy.claimIdle * 1000 {
+                    foreign.append(row)
+                }
+            }
+            try claim(own, minIdle: floor)
+            try claim(foreign, minIdle: Int(policy.claimIdle * 1000))
+            if let earliest = retries.values.map(\.due).min(), earliest < nextReclaim {
+                nextReclaim = max(earliest, Date().addingTimeInterval(0.005))
+            }
+        }
+
+        mutating func claim(_ rows: [PendingEntry], minIdle: Int) throws {
+            guard !rows.isEmpty else { return }
+            let entries = try redis.xclaim(
+                loop.stream, group: loop.group, consumer: loop.consumer, minIdleMilliseconds: minIdle,
+                ids: rows.map(\.id))
+            let byID = Dictionary(rows.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+            let claimedIDs = Set(entries.map(\.id))
+            let vanished = rows.filter { !claimedIDs.contains($0.id) && $0.consumer == loop.consumer }
+            if !vanished.isEmpty {
+                // Trimmed or deleted while pending: Redis dropped them from the pending list.
+                for row in vanished {
+                    retries[row.id] = nil
+                    loop.metrics.trimmedWhilePending(stream: loop.stream)
+                }
+                loop.logger.warning(
+                    "pending entries were trimmed before retry", metadata: ["count": "\(vanished.count)"])
+            }
+            var deliveries: [Delivery] = []
+            var dead: [[String]] = []
+            var deadIDs: [String] = []
+            for entry in entries {
+                let attempt = (byID[entry.id]?.deliveries ?? 0) + 1
+                if attempt > policy.maxDeliveries {
+                    let owner = byID[entry.id]?.consumer ?? "?"
+                    let last = retries[entry.id]?.error ?? "consumer \(owner) stopped without settling it"
+                    let reason = "exceeded max_deliveries (\(policy.maxDeliveries)): \(last)"
+                    dead += processor.publisher.deadLetterCommands(
+                        entry: entry, stream: loop.stream, consumer: loop.consumer, deliveries: attempt - 1,
+                        reason: reason,
+                        envelope: try? Envelope(entry: entry))
+                    deadIDs.append(entry.id)
+                    retries[entry.id] = nil
+                } else {
+                    deliveries.append(Delivery(entry: entry, attempt: attempt))
+                }
+            }
+            if !dead.isEmpty {
+                let replies = try redis.pipeline(dead + [["XACK", loop.stream, loop.group] + deadIDs])
+                if let failure = replies.first(where: { $0.errorMessage != nil }) {
+                    throw RedisError.server(command: "XADD", message: failure.errorMessage ?? "")
+                }
+                loop.logger.error(
+                    "adopted entries past max_deliveries dead-lettered", metadata: ["count": "\(deadIDs.count)"])
+            }
+            for start in stride(from: 0, to: deliveries.count, by: policy.batch) {
+                handle(Array(deliveries[start..<min(start + policy.batch, deliveries.count)]))
+            }
+        }
+    }
+}

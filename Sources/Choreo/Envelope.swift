@@ -1,0 +1,132 @@
+// Envelope: the flat stream fields every Choreo message carries, encoded and decoded.
+
+import Foundation
+import Redis
+
+/// A message as it travels on a stream: flat fields readable with redis-cli.
+///
+/// `id` is stable across retries and replays and is the deduplication key; `correlation` is
+/// the id of the command that started the saga; `causation` the id of the message that
+/// caused this one.
+public struct Envelope: Sendable, Equatable {
+    /// Unique message id (UUID), the dedup key.
+    public var id: String
+    /// Message type, e.g. `PlaceOrder` or `OrderPlaced`.
+    public var type: String
+    /// JSON payload.
+    public var data: String
+    /// Id of the command that started the saga.
+    public var correlation: String
+    /// Id of the message that caused this one (its own id for a command from the gateway).
+    public var causation: String
+    /// W3C trace context (`00-{trace}-{span}-{flags}`).
+    public var traceparent: String
+    /// Creation time, milliseconds since the epoch.
+    public var at: Int64
+    /// Payload version.
+    public var version: Int
+    /// How many times an operator replayed it from the dead-letter stream.
+    public var replays: Int
+
+    /// Creates an envelope; `id` defaults to a new UUID, `correlation` and `causation` to it.
+    public init(
+        id: String = UUID().uuidString.lowercased(), type: String, data: String, correlation: String? = nil,
+        causation: String? = nil, traceparent: String = Envelope.newTraceparent(),
+        at: Int64 = Envelope.nowMilliseconds(), version: Int = 1, replays: Int = 0
+    ) {
+        self.id = id
+        self.type = type
+        self.data = data
+        self.correlation = correlation ?? id
+        self.causation = causation ?? id
+        self.traceparent = traceparent
+        self.at = at
+        self.version = version
+        self.replays = replays
+    }
+
+    /// Why an entry is not a valid envelope (the entry is poison).
+    public struct DecodingError: Error, Sendable, Equatable, CustomStringConvertible {
+        /// The reason, e.g. `missing field 'type'`.
+        public var reason: String
+        /// Creates an error with `reason`.
+        public init(reason: String) { self.reason = reason }
+        public var description: String { reason }
+    }
+
+    /// Decodes a stream entry. Throws ``DecodingError`` naming the first problem.
+    public init(entry: StreamEntry) throws {
+        var values: [String: String] = [:]
+        for field in entry.fields where values[field.name] == nil { values[field.name] = field.value }
+        func required(_ name: String) throws -> String {
+            guard let value = values[name], !value.isEmpty else {
+                throw DecodingError(reason: "missing field '\(name)'")
+            }
+            return value
+        }
+        let id = try required("id")
+        guard id.count <= 64 else { throw DecodingError(reason: "field 'id' is longer than 64 characters") }
+        let type = try required("type")
+        guard type.count <= 128, type.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "." || $0 == "_" || $0 == "-" })
+        else { throw DecodingError(reason: "field 'type' is not a valid type name") }
+        let data = values["data"] ?? "{}"
+        guard let bytes = data.data(using: .utf8),
+            (try? JSONSerialization.jsonObject(with: bytes, options: [.fragmentsAllowed])) != nil
+        else {
+            throw DecodingError(reason: "field 'data' is not valid JSON")
+        }
+        guard let at = Int64(values["at"] ?? "0") else { throw DecodingError(reason: "field 'at' is not a number") }
+        guard let version = Int(values["v"] ?? "1") else { throw DecodingError(reason: "field 'v' is not a number") }
+        self.init(
+            id: id, type: type, data: data, correlation: values["correlation"] ?? id,
+            causation: values["causation"] ?? id,
+            traceparent: values["traceparent"] ?? "", at: at, version: version,
+            replays: Int(values["replays"] ?? "0") ?? 0)
+    }
+
+    /// The stream fields, in a fixed order.
+    public var fields: [StreamField] {
+        var fields = [
+            StreamField("id", id), StreamField("type", type), StreamField("data", data),
+            StreamField("correlation", correlation), StreamField("causation", causation),
+            StreamField("traceparent", traceparent), StreamField("at", String(at)), StreamField("v", String(version)),
+        ]
+        if replays > 0 { fields.append(StreamField("replays", String(replays))) }
+        return fields
+    }
+
+    /// The trace id part of ``traceparent`` (32 hex digits), if well-formed.
+    public var traceID: String? {
+        let parts = traceparent.split(separator: "-")
+        return parts.count == 4 && parts[1].count == 32 ? String(parts[1]) : nil
+    }
+
+    /// A child traceparent: same trace, new span id.
+    public func childTraceparent() -> String {
+        guard let trace = traceID else { return Envelope.newTraceparent() }
+        return "00-\(trace)-\(Envelope.randomHex(8))-01"
+    }
+
+    /// A new root traceparent.
+    public static func newTraceparent() -> String {
+        "00-\(randomHex(16))-\(randomHex(8))-01"
+    }
+
+    /// Milliseconds since the epoch, now.
+    public static func nowMilliseconds() -> Int64 {
+        Int64(Date().timeIntervalSince1970 * 1000)
+    }
+
+    static func randomHex(_ bytes: Int) -> String {
+        var generator = SystemRandomNumberGenerator()
+        let digits = Array("0123456789abcdef".utf8)
+        var out = [UInt8]()
+        out.reserveCapacity(bytes * 2)
+        for _ in 0..<bytes {
+            let byte = UInt8.random(in: 0...255, using: &generator)
+            out.append(digits[Int(byte >> 4)])
+            out.append(digits[Int(byte & 0xF)])
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+}

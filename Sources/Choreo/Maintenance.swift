@@ -1,0 +1,189 @@
+// Maintenance: a worker process's background duties on their own thread: heartbeat, outbox
+// relay (leftovers at start and periodically, FOR UPDATE SKIP LOCKED), janitor (removes gone
+// consumers that own nothing), inbox pruning, and the lag/pending/backlog gauges.
+
+import Foundation
+import Logging
+import Postgres
+import Redis
+import Synchronization
+
+/// The background duties of one worker process.
+public final class Maintenance: Sendable {
+    let definition: ServiceDefinition
+    let topology: Topology
+    let heartbeat: Heartbeat
+    let logger: Logger
+    let metrics: RuntimeMetrics
+    private let running = Mutex(true)
+
+    /// How often each duty runs, in seconds.
+    public struct Intervals: Sendable {
+        /// Heartbeat period.
+        public var heartbeat: Double = 1
+        /// Outbox relay period.
+        public var relay: Double = 2
+        /// Minimum age of an outbox row before the relay publishes it, in seconds.
+        public var relayAge: Double = 2
+        /// Janitor period.
+        public var janitor: Double = 15
+        /// Inbox pruning period.
+        public var prune: Double = 600
+        /// Gauge refresh period.
+        public var gauges: Double = 5
+        /// Defaults.
+        public init() {}
+    }
+
+    let intervals: Intervals
+
+    /// Creates the duties for one process.
+    public init(
+        definition: ServiceDefinition, topology: Topology, heartbeat: Heartbeat, logger: Logger,
+        metrics: RuntimeMetrics,
+        intervals: Intervals = Intervals()
+    ) {
+        self.definition = definition
+        self.topology = topology
+        self.heartbeat = heartbeat
+        self.logger = logger
+        self.metrics = metrics
+        self.intervals = intervals
+    }
+
+    /// Stops the loop (and removes the heartbeat) at its next tick.
+    public func stop() { running.withLock { $0 = false } }
+
+    private var isRunning: Bool { running.withLock { $0 } }
+
+    /// Runs until stopped. Blocks the calling thread.
+    public func run() {
+        var redis: RedisConnection?
+        var postgres: PostgresConnection?
+        var last: [String: Date] = [:]
+        func due(_ duty: String, _ every: Double) -> Bool {
+            if let previous = last[duty], Date().timeIntervalSince(previous) < every { return false }
+            last[duty] = Date()
+            return true
+        }
+        while isRunning {
+            do {
+                if redis == nil { redis = try RedisConnection(url: topology.redisURL) }
+                if postgres == nil, definition.schema != nil {
+                    postgres = try PostgresConnection(url: topology.postgresURL)
+                }
+                guard let redis else { continue }
+                if due("heartbeat", intervals.heartbeat) { try beat(redis) }
+                if let postgres, let schema = definition.schema {
+                    if due("relay", intervals.relay) { try relay(redis: redis, postgres: postgres, schema: schema) }
+                    if due("prune", intervals.prune) { try prune(postgres: postgres, schema: schema) }
+                }
+                if due("janitor", intervals.janitor) { try janitor(redis) }
+                if due("gauges", intervals.gauges) { try gauges(redis: redis, postgres: postgres) }
+            } catch {
+                logger.warning("maintenance duty failed", metadata: ["error": "\(error)"])
+                if BatchProcessor.isInfrastructure(error) {
+                    redis?.close()
+                }
+            }
+            usleep(50_000)
+        }
+        _ = try? redis?.command(["HDEL", Topology.workersKey(definition.name), heartbeat.consumer])
+    }
+
+    func beat(_ redis: RedisConnection) throws {
+        var beat = heartbeat
+        beat.at = Envelope.nowMilliseconds()
+        let json = String(decoding: try JSONEncoder().encode(beat), as: UTF8.self)
+        try redis.command(["HSET", Topology.workersKey(definition.name), beat.consumer, json])
+    }
+
+    /// Publishes outbox rows older than `relayAge` (left by a crash between commit and
+    /// publish), locking them so that concurrent relays skip each other's rows.
+    @discardableResult
+    public func relay(redis: RedisConnection, postgres: PostgresConnection, schema: String) throws -> Int {
+        let publisher = Publisher(service: definition, topology: topology)
+        var total = 0
+        while isRunning {
+            let count = try postgres.transaction { tx -> Int in
+                let rows = try tx.query(
+                    """
+                    SELECT seq, stream, fields, command_id, status FROM \(schema).outbox
+                    WHERE created_at < now() - make_interval(secs => $1)
+                    ORDER BY seq LIMIT 500 FOR UPDATE SKIP LOCKED
+                    """, [intervals.relayAge]
+                ).rows
+                guard !rows.isEmpty else { return 0 }
+                var commands: [[String]] = []
+                var seqs: [Int] = []
+                for row in rows {
+                    let message = OutboxMessage(
+                        stream: try row.decode(String.self, "stream"),
+                        fields: OutboxMessage.decodeFields(try row.decode(String.self, "fields")),
+                        commandID: row["command_id"], status: row["status"].flatMap(CommandStatus.init(rawValue:)),
+                        seq: nil)
+                    commands += publisher.commands(for: message)
+                    seqs.append(try row.decode(Int.self, "seq"))
+                }
+                let replies = try redis.pipeline(commands)
+                if let failure = replies.first(where: { $0.errorMessage != nil }) {
+                    throw RedisError.server(command: "XADD", message: failure.errorMessage ?? "")
+                }
+                try tx.query(RuntimeSchema.outboxDelete(schema), [seqs])
+                return rows.count
+            }
+            total += count
+            if count < 500 { break }
+        }
+        if total > 0 { logger.info("outbox relay published leftovers", metadata: ["count": "\(total)"]) }
+        return total
+    }
+
+    func prune(postgres: PostgresConnection, schema: String) throws {
+        let result = try postgres.query(
+            """
+            DELETE FROM \(schema).inbox WHERE message_id IN (
+                SELECT message_id FROM \(schema).inbox WHERE processed_at < now() - make_interval(secs => $1) LIMIT 10000)
+            """, [definition.policy.inboxRetention])
+        if result.affectedRows > 0 { logger.info("pruned inbox rows", metadata: ["count": "\(result.affectedRows)"]) }
+    }
+
+    /// Removes consumers of this service's groups that have no live heartbeat, own no pending
+    /// entries, and have been idle longer than claim_idle. Never one with pending entries:
+    /// XGROUP DELCONSUMER would drop them.
+    func janitor(_ redis: RedisConnection) throws {
+        let beats = try Heartbeat.all(service: definition.name, redis: redis)
+        let live = Set(beats.filter { $0.isLive() }.map(\.consumer))
+        for stream in definition.consumedStreams {
+            for consumer in (try? redis.xinfoConsumers(stream, group: definition.name)) ?? []
+            where !live.contains(consumer.name) && consumer.pending == 0
+                && Double(consumer.idleMilliseconds) > definition.policy.claimIdle * 1000
+            {
+                // Re-check right before deleting: it may have been handed entries meanwhile.
+                let pending = try redis.xpending(stream, group: definition.name, count: 1, consumer: consumer.name)
+                guard pending.isEmpty else { continue }
+                try redis.xgroupDeleteConsumer(stream, group: definition.name, consumer: consumer.name)
+                logger.info("removed gone consumer", metadata: ["consumer": "\(consumer.name)", "stream": "\(stream)"])
+            }
+        }
+        let stale = beats.filter { Double(Envelope.nowMilliseconds() - $0.at) / 1000 > Heartbeat.staleAfter * 6 }
+        if !stale.isEmpty {
+            try redis.command(["HDEL", Topology.workersKey(definition.name)] + stale.map(\.consumer))
+        }
+    }
+
+    func gauges(redis: RedisConnection, postgres: PostgresConnection?) throws {
+        for stream in definition.consumedStreams {
+            if let group = try redis.xinfoGroups(stream).first(where: { $0.name == definition.name }) {
+                metrics.gauge("choreo_group_lag", [("stream", stream)]).record(group.lag ?? 0)
+                metrics.gauge("choreo_group_pending", [("stream", stream)]).record(group.pending)
+            }
+        }
+        metrics.gauge("choreo_dead_letters").record(try redis.command(["XLEN", definition.deadStream]).int ?? 0)
+        if let postgres, let schema = definition.schema {
+            let backlog =
+                try postgres.query("SELECT count(*) AS n FROM \(schema).outbox").first?.decode(Int.self, "n") ?? 0
+            metrics.gauge("choreo_outbox_backlog").record(backlog)
+        }
+    }
+}

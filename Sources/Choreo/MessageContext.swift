@@ -1,0 +1,119 @@
+// MessageContext: what a handler gets with a message: the envelope, its payload, the service's
+// transaction, a logger with the message's ids, the attempt number, and the ways to emit.
+
+import Foundation
+import Logging
+import Postgres
+
+/// The context of one message being handled.
+///
+/// State changes go through ``execute(_:_:)`` (queued and pipelined at commit: the fast path)
+/// or ``query(_:_:)`` (run now, for reads and writes whose result you need). Both run in the
+/// batch's transaction together with the inbox row and the outbox rows, so the effect and the
+/// messages it emits commit atomically. Emitted messages are published after the commit.
+public final class MessageContext {
+    /// The message.
+    public let envelope: Envelope
+    /// The service handling it.
+    public let service: String
+    /// The stream it was read from.
+    public let stream: String
+    /// 1 for the first delivery, 2 for the first retry, ...
+    public let attempt: Int
+    /// The consumer (process) handling it.
+    public let consumer: String
+    /// A logger carrying service, message id, type, correlation and trace ids.
+    public var logger: Logger
+    let session: TransactionSession?
+    private(set) var emissions: [Emission] = []
+    private(set) var rejected = false
+
+    init(
+        envelope: Envelope, service: String, stream: String, attempt: Int, consumer: String, logger: Logger,
+        session: TransactionSession?
+    ) {
+        self.envelope = envelope
+        self.consumer = consumer
+        self.service = service
+        self.stream = stream
+        self.attempt = attempt
+        self.logger = logger
+        self.session = session
+    }
+
+    /// Decodes the JSON payload. A payload that does not decode is poison: the message is
+    /// dead-lettered at once with the decoding error as its reason.
+    public func payload<T: Decodable>(_ type: T.Type) throws -> T {
+        do {
+            return try JSONDecoder().decode(T.self, from: Data(envelope.data.utf8))
+        } catch {
+            throw HandlerError.poison(
+                "payload of \(envelope.type) does not decode as \(T.self): \(Self.describe(error))")
+        }
+    }
+
+    /// Queues a write; it is sent with the commit, pipelined with the other messages' writes.
+    public func execute(_ sql: String, _ parameters: [(any PostgresEncodable)?] = []) throws {
+        guard let session else { throw ContextError.noSchema(service) }
+        session.enqueue(PostgresStatement(sql, parameters))
+    }
+
+    /// Runs a statement now and returns its rows (queued writes are sent first).
+    @discardableResult
+    public func query(_ sql: String, _ parameters: [(any PostgresEncodable)?] = []) throws -> PostgresResult {
+        guard let session else { throw ContextError.noSchema(service) }
+        return try session.query(sql, parameters)
+    }
+
+    /// Publishes an event on the service's events stream.
+    public func publish<T: Encodable>(_ type: String, _ payload: T) throws {
+        emissions.append(.event(type: type, data: try Self.json(payload)))
+    }
+
+    /// Sends a command to another service's commands stream.
+    public func send<T: Encodable>(_ type: String, _ payload: T, to service: String) throws {
+        emissions.append(.command(service: service, type: type, data: try Self.json(payload)))
+    }
+
+    /// Records the successful outcome of the command that started the saga.
+    public func succeed<T: Encodable>(_ result: T, type: String? = nil) throws {
+        emissions.append(.result(status: .succeeded, type: type ?? envelope.type, data: try Self.json(result)))
+    }
+
+    /// Records a business rejection (a `failed` result): acknowledged, not retried.
+    public func reject(_ reason: String, code: String = "rejected", type: String? = nil) throws {
+        rejected = true
+        emissions.append(
+            .result(
+                status: .failed, type: type ?? envelope.type, data: try Self.json(["code": code, "reason": reason])))
+    }
+
+    /// Why a context operation is not possible.
+    public enum ContextError: Error, CustomStringConvertible {
+        /// The service has no schema, so there is no transaction.
+        case noSchema(String)
+        public var description: String {
+            switch self {
+            case .noSchema(let service): return "service '\(service)' has no schema: no database access"
+            }
+        }
+    }
+
+    static func json<T: Encodable>(_ value: T) throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return String(decoding: try encoder.encode(value), as: UTF8.self)
+    }
+
+    static func describe(_ error: Error) -> String {
+        switch error {
+        case DecodingError.keyNotFound(let key, _): return "missing field '\(key.stringValue)'"
+        case DecodingError.typeMismatch(let type, let context):
+            return "field '\(context.codingPath.map(\.stringValue).joined(separator: "."))' is not \(type)"
+        case DecodingError.valueNotFound(_, let context):
+            return "field '\(context.codingPath.map(\.stringValue).joined(separator: "."))' is null"
+        case DecodingError.dataCorrupted(let context): return context.debugDescription
+        default: return "\(error)"
+        }
+    }
+}

@@ -1,0 +1,57 @@
+// MessageOutcome and MessageState: what happened to one delivered message, and the lifecycle
+// it implies (delivered -> acked / retrying / dead), as plain values.
+
+/// What handling one delivery produced.
+public enum MessageOutcome: Sendable, Equatable {
+    /// The handler succeeded; its effects are committed.
+    case handled
+    /// The envelope id was already in the inbox: the effect was applied before.
+    case duplicate
+    /// The handler recorded a business rejection (a `failed` result): a normal outcome.
+    case rejected
+    /// A transient failure: retry later.
+    case failed(String)
+    /// The message can never succeed: undecodable, unknown type, or the handler said poison.
+    case poison(String)
+
+    /// Label for metrics and logs.
+    public var label: String {
+        switch self {
+        case .handled: return "handled"
+        case .duplicate: return "duplicate"
+        case .rejected: return "rejected"
+        case .failed: return "failed"
+        case .poison: return "poison"
+        }
+    }
+}
+
+/// The lifecycle of a delivered message.
+public enum MessageState: Sendable, Equatable {
+    /// Read from the stream, not yet settled.
+    case delivered(attempt: Int)
+    /// Settled and acknowledged.
+    case acked
+    /// Left pending; the reclaimer retries it after `after` seconds.
+    case retrying(attempt: Int, after: Double, error: String)
+    /// Copied to the dead-letter stream and acknowledged.
+    case dead(reason: String)
+
+    /// The state after `outcome`, given the delivery policy.
+    public static func settle(_ outcome: MessageOutcome, attempt: Int, policy: ServicePolicy, jitterUnit: Double = 0.5)
+        -> MessageState
+    {
+        switch outcome {
+        case .handled, .duplicate, .rejected:
+            return .acked
+        case .poison(let reason):
+            return .dead(reason: reason)
+        case .failed(let error):
+            if attempt >= policy.maxDeliveries {
+                return .dead(reason: "failed \(attempt) deliveries (max_deliveries \(policy.maxDeliveries)): \(error)")
+            }
+            return .retrying(
+                attempt: attempt, after: policy.backoff.delay(afterFailures: attempt, unit: jitterUnit), error: error)
+        }
+    }
+}

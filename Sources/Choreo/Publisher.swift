@@ -1,0 +1,74 @@
+// Publisher: turns outbox messages, acks and dead letters into Redis commands, pipelined in an
+// order where a crash leaves duplicates, never losses (publish before ack, dead before ack).
+
+import Foundation
+import Redis
+
+/// Builds the Redis commands that publish, acknowledge and dead-letter, for one service.
+public struct Publisher: Sendable {
+    /// The publishing service.
+    public let service: ServiceDefinition
+    /// Cap of `choreo.results`.
+    public let resultsMaxLength: Int
+    /// Lifetime of `choreo:command:{id}`, in seconds.
+    public let commandTTL: Int
+
+    /// Creates a publisher.
+    public init(service: ServiceDefinition, topology: Topology) {
+        self.service = service
+        self.resultsMaxLength = topology.resultsMaxLength
+        self.commandTTL = Int(topology.commandTTL)
+    }
+
+    /// Commands publishing `message`: an XADD, preceded for results by the command hash update.
+    public func commands(for message: OutboxMessage) -> [[String]] {
+        guard let commandID = message.commandID, let status = message.status else {
+            return [
+                RedisConnection.xaddArguments(
+                    message.stream, fields: message.fields, maxLength: service.policy.maxLength)
+            ]
+        }
+        let key = Topology.commandKey(commandID)
+        let payloadField = status == .succeeded ? "result" : "error"
+        return [
+            [
+                "HSET", key, "status", status.rawValue, payloadField, message["data"] ?? "{}", "completedAt",
+                message["at"] ?? String(Envelope.nowMilliseconds()), "resultType", message["type"] ?? "",
+            ],
+            ["EXPIRE", key, String(commandTTL)],
+            RedisConnection.xaddArguments(Topology.resultsStream, fields: message.fields, maxLength: resultsMaxLength),
+        ]
+    }
+
+    /// Commands that copy `entry` to the dead-letter stream with the reason, and, when it is
+    /// the command that started a saga, mark the command `dead`.
+    public func deadLetterCommands(
+        entry: StreamEntry, stream: String, consumer: String, deliveries: Int, reason: String, envelope: Envelope?
+    ) -> [[String]] {
+        var fields = entry.fields.filter { !DeadLetter.metadataFields.contains($0.name) }
+        fields += [
+            StreamField(DeadLetter.sourceStream, stream), StreamField(DeadLetter.sourceID, entry.id),
+            StreamField(DeadLetter.group, service.name), StreamField(DeadLetter.consumer, consumer),
+            StreamField(DeadLetter.deliveries, String(deliveries)),
+            StreamField(DeadLetter.error, String(reason.prefix(4000))),
+            StreamField(DeadLetter.deadAt, String(Envelope.nowMilliseconds())),
+        ]
+        var commands = [
+            RedisConnection.xaddArguments(service.deadStream, fields: fields, maxLength: service.policy.maxLength)
+        ]
+        if let envelope, stream == service.commandStream, envelope.correlation == envelope.id {
+            let data = MessageContext.jsonObject(["code": "dead", "reason": reason])
+            let result = OutboxMessage.result(
+                commandID: envelope.id, status: .dead, type: envelope.type, data: data, causation: envelope.id,
+                traceparent: envelope.childTraceparent())
+            commands += self.commands(for: result)
+        }
+        return commands
+    }
+}
+
+extension MessageContext {
+    static func jsonObject(_ value: [String: String]) -> String {
+        (try? json(value)) ?? "{}"
+    }
+}

@@ -1,0 +1,54 @@
+// ServicePolicy: the per-service delivery settings, with defaults and validation.
+
+/// How a service's worker pool reads, retries, dead-letters and shuts down.
+public struct ServicePolicy: Sendable, Equatable {
+    /// Entries read per `XREADGROUP` and handled in one Postgres transaction.
+    public var batch: Int = 100
+    /// How long one `XREADGROUP` blocks waiting for new entries, in seconds.
+    public var block: Double = 2
+    /// Deliveries after which a failing message is dead-lettered (the handler runs this often).
+    public var maxDeliveries: Int = 5
+    /// The retry delay schedule.
+    public var backoff = Backoff()
+    /// Idle time after which entries of another (presumably dead) consumer are adopted, in seconds.
+    public var claimIdle: Double = 30
+    /// Time a process has to finish its batch in hand after SIGTERM, in seconds.
+    public var shutdownTimeout: Double = 20
+    /// Default number of processes of `choreo worker`.
+    public var processes: Int = 2
+    /// Approximate cap (`MAXLEN ~`) of the streams this service publishes to.
+    public var maxLength: Int = 1_000_000
+    /// How long inbox rows (processed message ids) are kept, in seconds (default 7 days).
+    public var inboxRetention: Double = 7 * 24 * 3600
+    /// Group lag above which the gateway answers 503 instead of enqueueing, if set.
+    public var maxLag: Int?
+
+    /// The defaults.
+    public init() {}
+
+    /// The problems of this policy as (key, message) pairs; empty when valid.
+    public func problems() -> [(String, String)] {
+        var problems: [(String, String)] = []
+        if batch < 1 || batch > 1000 { problems.append(("batch", "must be between 1 and 1000 (got \(batch))")) }
+        if block <= 0 { problems.append(("block", "must be positive (got \(block)s)")) }
+        if maxDeliveries < 1 { problems.append(("max_deliveries", "must be at least 1 (got \(maxDeliveries))")) }
+        if backoff.initial <= 0 { problems.append(("backoff.initial", "must be positive (got \(backoff.initial)s)")) }
+        if backoff.max < backoff.initial {
+            problems.append(("backoff.max", "must be at least backoff.initial (got \(backoff.max)s)"))
+        }
+        if backoff.multiplier < 1 {
+            problems.append(("backoff.multiplier", "must be at least 1 (got \(backoff.multiplier))"))
+        }
+        if backoff.jitter < 0 || backoff.jitter >= 1 {
+            problems.append(("backoff.jitter", "must be in [0, 1) (got \(backoff.jitter))"))
+        }
+        if claimIdle <= 0 { problems.append(("claim_idle", "must be positive (got \(claimIdle)s)")) }
+        if shutdownTimeout <= 0 { problems.append(("shutdown_timeout", "must be positive (got \(shutdownTimeout)s)")) }
+        if processes < 1 { problems.append(("processes", "must be at least 1 (got \(processes))")) }
+        if maxLength < 1000 { problems.append(("maxlen", "must be at least 1000 (got \(maxLength))")) }
+        if inboxRetention < claimIdle * 10 {
+            problems.append(("inbox_retention", "must be much longer than claim_idle (got \(inboxRetention)s)"))
+        }
+        return problems
+    }
+}

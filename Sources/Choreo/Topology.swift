@@ -1,0 +1,160 @@
+// Topology: the services, their streams and policies, and the HTTP routes, as read from
+// streams.yml. The gateway and the workers are generic over it.
+
+/// One service of the topology: a worker pool with its own schema and streams.
+public struct ServiceDefinition: Sendable, Equatable {
+    /// The service name; also the consumer group name on every stream it reads.
+    public var name: String
+    /// The Postgres schema holding its state; `nil` for a stateless service (no inbox: its
+    /// handlers must be idempotent themselves).
+    public var schema: String?
+    /// Streams it reads besides its own inbox (`{name}.commands`), e.g. `users.events`.
+    public var subscribes: [String]
+    /// Extra streams it writes to besides its own events stream (e.g. `payments.commands`).
+    public var publishes: [String]
+    /// Its delivery policy.
+    public var policy: ServicePolicy
+    /// The name of the code that implements it (default: the service name). Lets one
+    /// implementation run as several services, e.g. in tests.
+    public var code: String
+
+    /// Creates a service definition.
+    public init(
+        name: String, schema: String? = nil, subscribes: [String] = [], publishes: [String] = [],
+        policy: ServicePolicy = ServicePolicy(), code: String? = nil
+    ) {
+        self.name = name
+        self.code = code ?? name
+        self.schema = schema
+        self.subscribes = subscribes
+        self.publishes = publishes
+        self.policy = policy
+    }
+
+    /// `{name}.commands`: commands from the gateway and other services, queries, replays.
+    public var commandStream: String { "\(name).commands" }
+    /// `{name}.events`: facts the service publishes.
+    public var eventStream: String { "\(name).events" }
+    /// `{name}.dead`: its dead letters.
+    public var deadStream: String { "\(name).dead" }
+    /// Every stream it consumes: its inbox first, then its subscriptions.
+    public var consumedStreams: [String] { [commandStream] + subscribes }
+}
+
+/// The type of a field in a route's JSON body.
+public enum FieldType: String, Sendable, Equatable, CaseIterable {
+    case string, integer, boolean, uuid, email, array, object
+}
+
+/// One field of a route's JSON body, validated by the gateway (reject, never coerce).
+public struct FieldSpec: Sendable, Equatable {
+    /// The JSON type.
+    public var type: FieldType
+    /// Whether the field must be present.
+    public var required: Bool = true
+    /// Minimum (integers) or minimum length (strings, arrays).
+    public var min: Int?
+    /// Maximum (integers) or maximum length (strings, arrays).
+    public var max: Int?
+    /// For arrays of objects: the fields of each element.
+    public var items: [String: FieldSpec]?
+
+    /// Creates a field spec.
+    public init(
+        type: FieldType, required: Bool = true, min: Int? = nil, max: Int? = nil, items: [String: FieldSpec]? = nil
+    ) {
+        self.type = type
+        self.required = required
+        self.min = min
+        self.max = max
+        self.items = items
+    }
+}
+
+/// An HTTP route of the gateway: a command (POST, answered 202) or a query (GET, answered
+/// with the owning service's reply).
+public struct RouteDefinition: Sendable, Equatable {
+    /// `POST` or `GET`.
+    public var method: String
+    /// The path, with `{param}` segments, e.g. `/v1/orders/{id}/items`.
+    public var path: String
+    /// The service that handles it.
+    public var service: String
+    /// The message type sent, e.g. `PlaceOrder` or `GetUser`.
+    public var type: String
+    /// The body fields (POST routes).
+    public var body: [String: FieldSpec]
+    /// A one-line description for the OpenAPI document.
+    public var summary: String
+
+    /// Creates a route.
+    public init(
+        method: String, path: String, service: String, type: String, body: [String: FieldSpec] = [:],
+        summary: String = ""
+    ) {
+        self.method = method
+        self.path = path
+        self.service = service
+        self.type = type
+        self.body = body
+        self.summary = summary
+    }
+
+    /// The `{param}` names in the path, in order.
+    public var pathParameters: [String] {
+        path.split(separator: "/").compactMap { segment in
+            segment.hasPrefix("{") && segment.hasSuffix("}") ? String(segment.dropFirst().dropLast()) : nil
+        }
+    }
+}
+
+/// The whole topology: connection URLs, services and routes.
+public struct Topology: Sendable, Equatable {
+    /// Redis URL (the `REDIS_URL` environment variable overrides the file).
+    public var redisURL: String
+    /// Postgres URL (the `DATABASE_URL` environment variable overrides the file).
+    public var postgresURL: String
+    /// The services, in file order.
+    public var services: [ServiceDefinition]
+    /// The HTTP routes, in file order.
+    public var routes: [RouteDefinition]
+    /// Approximate cap of `choreo.results`.
+    public var resultsMaxLength: Int = 100_000
+    /// How long `choreo:command:{id}` hashes live, in seconds (default 24 h).
+    public var commandTTL: Double = 24 * 3600
+
+    /// Creates a topology.
+    public init(
+        redisURL: String = Topology.defaultRedisURL, postgresURL: String = Topology.defaultPostgresURL,
+        services: [ServiceDefinition], routes: [RouteDefinition] = []
+    ) {
+        self.redisURL = redisURL
+        self.postgresURL = postgresURL
+        self.services = services
+        self.routes = routes
+    }
+
+    /// The Redis URL used when neither the file nor the environment names one.
+    public static let defaultRedisURL = "redis://127.0.0.1:6379/0"
+    /// The Postgres URL used when neither the file nor the environment names one.
+    public static let defaultPostgresURL = "postgres://choreo:choreo@127.0.0.1:5432/choreo"
+    /// The stream every command outcome is written to.
+    public static let resultsStream = "choreo.results"
+
+    /// The service named `name`.
+    public func service(_ name: String) -> ServiceDefinition? {
+        services.first { $0.name == name }
+    }
+
+    /// The services that consume `stream`.
+    public func consumers(of stream: String) -> [ServiceDefinition] {
+        services.filter { $0.consumedStreams.contains(stream) }
+    }
+
+    /// The key of a command's status hash.
+    public static func commandKey(_ id: String) -> String { "choreo:command:\(id)" }
+    /// The key of an idempotency record.
+    public static func idempotencyKey(_ key: String) -> String { "choreo:idempotency:\(key)" }
+    /// The key of a service's heartbeats.
+    public static func workersKey(_ service: String) -> String { "choreo:workers:\(service)" }
+}

@@ -1,0 +1,79 @@
+// TransactionSession: the batch's open Postgres transaction as handlers see it: queued writes
+// pipelined at commit, immediate queries that first flush earlier writes, and a lazy savepoint
+// per message so one failing handler rolls back only its own work.
+
+import Postgres
+
+/// The transaction a batch runs in. Writes queued by handlers are sent in one pipeline at
+/// commit; an immediate query first flushes every queued write (so reads see earlier
+/// messages' effects) and opens a savepoint for the current message.
+final class TransactionSession {
+    let connection: PostgresConnection
+    private var pending: [PostgresStatement] = []
+    private var openSavepoint: String?
+    /// Set when a flush failed: the transaction is aborted and the batch must be redone.
+    private(set) var aborted: PostgresError?
+
+    init(connection: PostgresConnection) {
+        self.connection = connection
+    }
+
+    /// Queues a write of the current message.
+    func enqueue(_ statement: PostgresStatement) {
+        pending.append(statement)
+    }
+
+    /// Starts handling message number `index`.
+    func beginMessage(_ index: Int) {
+        openSavepoint = nil
+        currentIndex = index
+    }
+
+    private var currentIndex = 0
+    private var messageStart = 0
+
+    /// Marks where the current message's queued writes begin.
+    func markMessageStart() {
+        messageStart = pending.count
+    }
+
+    /// Runs a statement now, after flushing queued writes, inside the message's savepoint.
+    func query(_ sql: String, _ parameters: [(any PostgresEncodable)?]) throws -> PostgresResult {
+        try flush()
+        if openSavepoint == nil {
+            let name = "m\(currentIndex)"
+            try connection.execute("SAVEPOINT \(name)")
+            openSavepoint = name
+        }
+        return try connection.query(sql, parameters)
+    }
+
+    /// Sends the queued writes (not committing).
+    func flush() throws {
+        guard !pending.isEmpty else { return }
+        let statements = pending
+        pending.removeAll(keepingCapacity: true)
+        messageStart = 0
+        for result in try connection.pipeline(statements) {
+            if case .failure(let error) = result {
+                aborted = error
+                throw error
+            }
+        }
+    }
+
+    /// Undoes the current message's work: its savepoint (if any) and its unsent writes.
+    func rollbackMessage() throws {
+        pending.removeSubrange(min(messageStart, pending.count)...)
+        if let name = openSavepoint {
+            try connection.execute("ROLLBACK TO SAVEPOINT \(name)")
+            openSavepoint = nil
+        }
+    }
+
+    /// The writes not yet sent, for the commit pipeline.
+    func takePending() -> [PostgresStatement] {
+        defer { pending.removeAll() }
+        return pending
+    }
+}

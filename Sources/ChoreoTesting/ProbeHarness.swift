@@ -1,0 +1,172 @@
+// ProbeHarness: a probe service of a test's own (unique name, schema and streams) with helpers
+// to send messages, run workers in-process, and read back effects.
+
+import Choreo
+import Foundation
+import Postgres
+import Probe
+import Redis
+
+/// One test's private service running the probe's code.
+public final class ProbeHarness: @unchecked Sendable {
+    /// The topology with the one service.
+    public var topology: Topology
+    /// The service's name (also its schema).
+    public let name: String
+    /// A Redis connection for the test.
+    public let redis: RedisConnection
+    /// A Postgres connection for the test.
+    public let postgres: PostgresConnection
+
+    /// Creates a harness; `policy` defaults to quick retries for tests.
+    public init(
+        policy: ServicePolicy? = nil, schema: Bool = true, redisURL: String = TestEnvironment.redisURL,
+        postgresURL: String = TestEnvironment.databaseURL
+    ) throws {
+        name = TestEnvironment.uniqueName("probe")
+        var testPolicy = ServicePolicy()
+        testPolicy.block = 0.2
+        testPolicy.maxDeliveries = 3
+        testPolicy.backoff = Backoff(initial: 0.05, max: 0.5, multiplier: 2, jitter: 0.1)
+        testPolicy.claimIdle = 2
+        testPolicy.shutdownTimeout = 5
+        let definition = ServiceDefinition(
+            name: name, schema: schema ? name : nil, policy: policy ?? testPolicy, code: "probe")
+        topology = Topology(redisURL: redisURL, postgresURL: postgresURL, services: [definition])
+        redis = try RedisConnection(url: redisURL)
+        postgres = try PostgresConnection(url: postgresURL)
+    }
+
+    /// The service definition.
+    public var definition: ServiceDefinition { topology.services[0] }
+
+    /// The probe's code under this harness's name.
+    public var service: Service { Probe.service(name: name) }
+
+    /// Starts an in-process worker (migrations first). Stop it with `stop(_:)`.
+    public func startWorker(consumer: String? = nil, intervals: Maintenance.Intervals = ProbeHarness.quickIntervals)
+        throws -> WorkerProcess
+    {
+        let worker = try WorkerProcess(
+            service: service, topology: topology, consumer: consumer ?? WorkerProcess.consumerName(),
+            intervals: intervals)
+        try worker.migrate()
+        worker.start()
+        return worker
+    }
+
+    /// Maintenance that runs often enough for tests.
+    public static var quickIntervals: Maintenance.Intervals {
+        var intervals = Maintenance.Intervals()
+        intervals.relay = 0.2
+        intervals.relayAge = 0.5
+        intervals.janitor = 1
+        return intervals
+    }
+
+    /// Drains and stops a worker.
+    public func stop(_ worker: WorkerProcess) {
+        worker.requestStop()
+        worker.waitUntilStopped(timeout: 10)
+    }
+
+    /// XADDs a message to the service's commands stream; returns the envelope.
+    @discardableResult
+    public func send(_ type: String, _ data: String = "{}", id: String? = nil) throws -> Envelope {
+        let envelope = id.map { Envelope(id: $0, type: type, data: data) } ?? Envelope(type: type, data: data)
+        try redis.xadd(definition.commandStream, fields: envelope.fields)
+        return envelope
+    }
+
+    /// XADDs raw fields (for poison tests).
+    public func sendRaw(_ fields: [StreamField]) throws {
+        try redis.xadd(definition.commandStream, fields: fields)
+    }
+
+    /// Rows in the probe's `records` table.
+    public func recordCount() throws -> Int {
+        try postgres.query("SELECT count(*) AS n FROM \(name).records").first?.decode(Int.self, "n") ?? 0
+    }
+
+    /// Rows in the inbox.
+    public func inboxCount() throws -> Int {
+        try postgres.query("SELECT count(*) AS n FROM \(name).inbox").first?.decode(Int.self, "n") ?? 0
+    }
+
+    /// Rows left in the outbox.
+    public func outboxCount() throws -> Int {
+        try postgres.query("SELECT count(*) AS n FROM \(name).outbox").first?.decode(Int.self, "n") ?? 0
+    }
+
+    /// Entries pending in the service's group on its commands stream.
+    public func pendingCount() throws -> Int {
+        try redis.xpendingSummary(definition.commandStream, group: name).count
+    }
+
+    /// The dead letters, oldest first.
+    public func deadLetters() throws -> [DeadLetter] {
+        try redis.xrange(definition.deadStream).map(DeadLetter.init(entry:))
+    }
+
+    /// The command hash fields of `id`.
+    public func command(_ id: String) throws -> [String: String] {
+        try redis.command(["HGETALL", Topology.commandKey(id)]).fieldMap.compactMapValues(\.string)
+    }
+}
+
+extension ProbeHarness {
+    /// Writes this harness's topology as YAML (for `choreo` child processes) and returns its path.
+    public func writeTopology(processes: Int = 2, batch: Int = 20) throws -> String {
+        let policy = definition.policy
+        let yaml = """
+            version: 1
+            redis: \(topology.redisURL)
+            postgres: \(topology.postgresURL)
+            services:
+              \(name):
+                code: probe
+                schema: \(name)
+                policy:
+                  batch: \(batch)
+                  block: \(Int(policy.block * 1000))ms
+                  max_deliveries: \(policy.maxDeliveries)
+                  backoff: { initial: \(Int(policy.backoff.initial * 1000))ms, max: \(Int(policy.backoff.max * 1000))ms }
+                  claim_idle: \(Int(policy.claimIdle * 1000))ms
+                  shutdown_timeout: \(Int(policy.shutdownTimeout))s
+                  processes: \(processes)
+            """
+        let path = TestEnvironment.workDirectory + "/\(name).yml"
+        try yaml.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    /// Starts `choreo` with `arguments`, logging to a file in the work folder.
+    public func spawnChoreo(_ arguments: [String], extraEnvironment: [String: String] = [:]) throws -> pid_t {
+        var environment = ProcessInfo.processInfo.environment
+        environment["LOG_LEVEL"] = "warning"
+        for (key, value) in extraEnvironment { environment[key] = value }
+        environment["REDIS_URL"] = nil
+        environment["DATABASE_URL"] = nil
+        return try ChildProcess.spawn(TestEnvironment.choreoBinary, arguments, environment: environment)
+    }
+
+    /// The live heartbeats of the service.
+    public func liveWorkers() throws -> [Heartbeat] {
+        try Heartbeat.all(service: name, redis: redis).filter { $0.isLive() }
+    }
+}
+
+/// Waits for `pid` to exit, at most `timeout` seconds; returns its exit code, or nil on timeout
+/// (and then kills it).
+public func waitForExit(_ pid: pid_t, timeout: Double) async throws -> Int32? {
+    let deadline = Date().addingTimeInterval(timeout)
+    var status: Int32 = 0
+    while Date() < deadline {
+        let result = waitpid(pid, &status, WNOHANG)
+        if result == pid { return (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f) }
+        try await Task.sleep(nanoseconds: 20_000_000)
+    }
+    kill(pid, SIGKILL)
+    waitpid(pid, &status, 0)
+    return nil
+}

@@ -1,0 +1,108 @@
+// Probe: a small service whose handlers do what a message tells them (record a row, fail N
+// times, always fail, reject, sleep, poison, nothing), for the runtime's tests and benchmarks.
+
+import Choreo
+import Foundation
+import Postgres
+
+/// A service for exercising the runtime. Message types:
+/// - `Record {key, value}`: inserts a row in `records` (queued write), publishes `Recorded`,
+///   succeeds the command.
+/// - `RecordNow {key, value}`: the same with an immediate query (reads back the row).
+/// - `FailTimes {key, value, times}`: throws on the first `times` deliveries, then records
+///   the attempt number as the value.
+/// - `AlwaysFail`: always throws `deliberate failure`.
+/// - `Reject {reason}`: a business rejection.
+/// - `Sleep {key, value, ms}`: sleeps, then records.
+/// - `Poison`: throws a poison error.
+/// - `Noop`: does nothing (benchmarks).
+public enum Probe {
+    struct Row: Codable {
+        var key: String
+        var value: Int
+    }
+
+    struct Times: Codable {
+        var key: String
+        var value: Int
+        var times: Int
+    }
+
+    struct Nap: Codable {
+        var key: String
+        var value: Int
+        var ms: Int
+    }
+
+    struct Reason: Codable {
+        var reason: String
+    }
+
+    /// The probe service's code, under `name`.
+    public static func service(name: String = "probe") -> Service {
+        var service = Service(
+            name: name,
+            migrations: [
+                Migration(
+                    version: 1, name: "records",
+                    sql: """
+                        CREATE TABLE records (
+                            message_id text PRIMARY KEY, key text NOT NULL, value bigint NOT NULL, handled_by text NOT NULL
+                        );
+                        """)
+            ])
+        service.on("Record") { context in
+            let row = try context.payload(Row.self)
+            try record(context, row)
+        }
+        service.on("RecordNow") { context in
+            let row = try context.payload(Row.self)
+            let result = try context.query(
+                "INSERT INTO records (message_id, key, value, handled_by) VALUES ($1, $2, $3, $4) RETURNING value",
+                [context.envelope.id, row.key, row.value, context.consumer])
+            guard try result.first?.decode(Int.self, "value") == row.value else { throw ProbeError.readBack }
+            try context.publish("Recorded", row)
+            try context.succeed(row)
+        }
+        service.on("FailTimes") { context in
+            let spec = try context.payload(Times.self)
+            if context.attempt <= spec.times { throw ProbeError.deliberate(attempt: context.attempt) }
+            try record(context, Row(key: spec.key, value: context.attempt))
+        }
+        service.on("AlwaysFail") { context in
+            throw ProbeError.deliberate(attempt: context.attempt)
+        }
+        service.on("Reject") { context in
+            try context.reject(try context.payload(Reason.self).reason, code: "probe_rejected")
+        }
+        service.on("Sleep") { context in
+            let nap = try context.payload(Nap.self)
+            usleep(UInt32(nap.ms * 1000))
+            try record(context, Row(key: nap.key, value: nap.value))
+        }
+        service.on("Poison") { _ in
+            throw HandlerError.poison("the probe was told to be poison")
+        }
+        service.on("Noop") { _ in }
+        return service
+    }
+
+    static func record(_ context: MessageContext, _ row: Row) throws {
+        try context.execute(
+            "INSERT INTO records (message_id, key, value, handled_by) VALUES ($1, $2, $3, $4)",
+            [context.envelope.id, row.key, row.value, context.consumer])
+        try context.publish("Recorded", row)
+        try context.succeed(row)
+    }
+
+    enum ProbeError: Error, CustomStringConvertible {
+        case deliberate(attempt: Int)
+        case readBack
+        var description: String {
+            switch self {
+            case .deliberate(let attempt): return "deliberate failure on attempt \(attempt)"
+            case .readBack: return "read-back mismatch"
+            }
+        }
+    }
+}

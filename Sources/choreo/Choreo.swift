@@ -1,0 +1,34 @@
+// choreo: the one executable: worker pools, migrations, the whole system, benchmarks.
+
+import ArgumentParser
+import Choreo
+import Foundation
+import Logging
+
+@main
+struct ChoreoCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "choreo",
+        abstract: "Choreographed microservices on Redis Streams and Postgres.",
+        subcommands: [WorkerCommand.self, UpCommand.self, MigrateCommand.self, BenchCommand.self])
+}
+
+/// Options shared by every subcommand that reads the topology.
+struct TopologyOptions: ParsableArguments {
+    @Option(name: .long, help: "The topology file (env CHOREO_TOPOLOGY, default ./streams.yml).")
+    var topology: String?
+
+    func load() throws -> Topology {
+        let path = topology ?? ProcessInfo.processInfo.environment["CHOREO_TOPOLOGY"] ?? "streams.yml"
+        do {
+            return try Topology.load(path: path)
+        } catch let error as TopologyError {
+            throw ValidationError(error.description)
+        }
+    }
+}
+
+/// Starts logging as JSON lines on stderr (LOG_LEVEL sets the level).
+func bootstrapLogging() {
+    LoggingSystem.bootstrap { JSONLogHandler(label: $0) }
+}

@@ -1,0 +1,34 @@
+// `choreo migrate [service...]`: apply every service's migrations (runtime tables included).
+
+import ArgumentParser
+import Choreo
+import Foundation
+import Postgres
+
+struct MigrateCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "migrate", abstract: "Apply the migrations of every service (or the ones named).")
+
+    @Argument(help: "Services to migrate (default: all with a schema).")
+    var services: [String] = []
+
+    @OptionGroup var options: TopologyOptions
+
+    func run() throws {
+        let topology = try options.load()
+        let selected =
+            services.isEmpty
+            ? topology.services
+            : try services.map { name in
+                guard let service = topology.service(name) else { throw ValidationError("unknown service '\(name)'") }
+                return service
+            }
+        let connection = try PostgresConnection(url: topology.postgresURL)
+        for definition in selected {
+            guard let schema = definition.schema else { continue }
+            let code = try ServiceCatalog.require(definition)
+            let applied = try RuntimeSchema.migrate(schema: schema, service: code, on: connection)
+            print("\(definition.name): schema \(schema) " + (applied.isEmpty ? "up to date" : "applied \(applied)"))
+        }
+    }
+}

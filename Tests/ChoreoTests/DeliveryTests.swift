@@ -1,0 +1,146 @@
+import Choreo
+import ChoreoTesting
+import Foundation
+import Redis
+import Testing
+
+@Suite("Delivery: exactly-once effects, retries, dead letters")
+struct DeliveryTests {
+    @Test("N messages in: N effects, N results, N events, nothing pending")
+    func happyPath() async throws {
+        let probe = try ProbeHarness()
+        let worker = try probe.startWorker()
+        defer { probe.stop(worker) }
+        let sent = try (0..<300).map { try probe.send("Record", "{\"key\":\"k\(($0))\",\"value\":\($0)}") }
+        try await eventually("300 records") { try probe.recordCount() == 300 }
+        try await eventually("nothing pending") { try probe.pendingCount() == 0 }
+        #expect(try probe.inboxCount() == 300)
+        #expect(try probe.redis.xlen(probe.definition.eventStream) == 300)
+        try await eventually("outbox drained") { try probe.outboxCount() == 0 }
+        let command = try probe.command(sent[42].id)
+        #expect(command["status"] == "succeeded")
+        #expect(command["result"] == "{\"key\":\"k42\",\"value\":42}")
+        let results = try probe.redis.xrange(Topology.resultsStream).filter { $0["command"] == sent[42].id }
+        #expect(results.count == 1)
+        let event = try #require(try probe.redis.xrange(probe.definition.eventStream, count: 1).first)
+        let decoded = try Envelope(entry: event)
+        #expect(decoded.type == "Recorded")
+        #expect(decoded.correlation == sent[0].id)
+        #expect(decoded.causation == sent[0].id)
+        #expect(decoded.traceID == sent[0].traceID)
+    }
+
+    @Test("the same envelope id delivered twice changes state once")
+    func duplicateDelivery() async throws {
+        let probe = try ProbeHarness()
+        let worker = try probe.startWorker()
+        defer { probe.stop(worker) }
+        let first = try probe.send("Record", "{\"key\":\"dup\",\"value\":1}")
+        try probe.send("Record", "{\"key\":\"dup\",\"value\":1}", id: first.id)
+        try probe.send("Record", "{\"key\":\"other\",\"value\":2}")
+        try probe.send("Record", "{\"key\":\"dup\",\"value\":1}", id: first.id)
+        try await eventually("both distinct messages handled, all acked") {
+            try probe.recordCount() == 2 && probe.pendingCount() == 0
+                && probe.redis.xlen(probe.definition.commandStream) == 4
+        }
+        #expect(try probe.inboxCount() == 2)
+        #expect(try probe.deadLetters().isEmpty)
+    }
+
+    @Test("a handler failing twice is retried and succeeds on the third delivery")
+    func retryThenSucceed() async throws {
+        let probe = try ProbeHarness()
+        let worker = try probe.startWorker()
+        defer { probe.stop(worker) }
+        let message = try probe.send("FailTimes", "{\"key\":\"r\",\"value\":0,\"times\":2}")
+        try probe.send("Record", "{\"key\":\"behind\",\"value\":1}")
+        try await eventually("the flaky message succeeded") { try probe.command(message.id)["status"] == "succeeded" }
+        // The probe records the attempt that succeeded.
+        #expect(try probe.command(message.id)["result"] == "{\"key\":\"r\",\"value\":3}")
+        #expect(try probe.recordCount() == 2)
+        #expect(try probe.pendingCount() == 0)
+        #expect(try probe.deadLetters().isEmpty)
+    }
+
+    @Test("a handler that always fails is dead-lettered after exactly max_deliveries, with its error")
+    func alwaysFailDeadLetters() async throws {
+        let probe = try ProbeHarness()
+        let worker = try probe.startWorker()
+        defer { probe.stop(worker) }
+        let message = try probe.send("AlwaysFail")
+        try probe.send("Record", "{\"key\":\"ok\",\"value\":1}")
+        let dead = try await eventuallyValue("a dead letter") { try probe.deadLetters().first }
+        #expect(dead.deliveryCount == 3)
+        #expect(dead.errorText.contains("deliberate failure on attempt 3"))
+        #expect(dead.stream == probe.definition.commandStream)
+        #expect(dead.entry["id"] == message.id)
+        #expect(dead.type == "AlwaysFail")
+        try await eventually("command marked dead and acked") {
+            try probe.command(message.id)["status"] == "dead" && probe.pendingCount() == 0
+        }
+        #expect(try probe.deadLetters().count == 1)
+        #expect(try probe.recordCount() == 1)
+        #expect(try probe.inboxCount() == 1)
+    }
+
+    @Test("poison goes to the dead stream at once with a reason; good messages behind it flow")
+    func poison() async throws {
+        let probe = try ProbeHarness()
+        let worker = try probe.startWorker()
+        defer { probe.stop(worker) }
+        try probe.sendRaw([StreamField("type", "Record"), StreamField("data", "{}")])
+        try probe.sendRaw([StreamField("id", "x1"), StreamField("type", "Record"), StreamField("data", "{not json")])
+        try probe.send("NoSuchType")
+        try probe.send("Record", "{\"key\":1}")
+        try probe.send("Poison")
+        for index in 0..<20 { try probe.send("Record", "{\"key\":\"good\",\"value\":\(index)}") }
+        try await eventually("20 good records and 5 dead letters") {
+            try probe.recordCount() == 20 && probe.deadLetters().count == 5
+        }
+        let reasons = try probe.deadLetters().map(\.errorText)
+        #expect(reasons[0].contains("missing field 'id'"))
+        #expect(reasons[1].contains("'data' is not valid JSON"))
+        #expect(reasons[2].contains("unknown message type 'NoSuchType'"))
+        #expect(reasons[3].contains("field 'key' is not String"))
+        #expect(reasons[4].contains("told to be poison"))
+        #expect(try probe.deadLetters().allSatisfy { $0.deliveryCount == 1 })
+        try await eventually("nothing pending") { try probe.pendingCount() == 0 }
+    }
+
+    @Test("a business rejection is a failed result, acknowledged, not retried")
+    func rejection() async throws {
+        let probe = try ProbeHarness()
+        let worker = try probe.startWorker()
+        defer { probe.stop(worker) }
+        let message = try probe.send("Reject", "{\"reason\":\"insufficient funds\"}")
+        try await eventually("failed result") { try probe.command(message.id)["status"] == "failed" }
+        #expect(
+            try probe.command(message.id)["error"] == "{\"code\":\"probe_rejected\",\"reason\":\"insufficient funds\"}")
+        try await eventually("acked") { try probe.pendingCount() == 0 }
+        #expect(try probe.deadLetters().isEmpty)
+    }
+
+    @Test("immediate queries in handlers see earlier messages' queued writes")
+    func immediateQueries() async throws {
+        let probe = try ProbeHarness()
+        let worker = try probe.startWorker()
+        defer { probe.stop(worker) }
+        for index in 0..<50 {
+            try probe.send(index % 2 == 0 ? "Record" : "RecordNow", "{\"key\":\"m\",\"value\":\(index)}")
+        }
+        try await eventually("50 records") { try probe.recordCount() == 50 }
+        try await eventually("nothing pending") { try probe.pendingCount() == 0 }
+        #expect(try probe.deadLetters().isEmpty)
+    }
+
+    @Test("a stateless service (no schema) consumes, publishes and acknowledges")
+    func stateless() async throws {
+        let probe = try ProbeHarness(schema: false)
+        let worker = try probe.startWorker()
+        defer { probe.stop(worker) }
+        for _ in 0..<100 { try probe.send("Noop") }
+        try probe.send("Record", "{\"key\":\"a\",\"value\":1}")
+        try await eventually("all acked") { try probe.pendingCount() == 0 && probe.deadLetters().count == 1 }
+        #expect(try probe.deadLetters()[0].errorText.contains("no schema"))
+    }
+}

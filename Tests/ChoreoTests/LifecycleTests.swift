@@ -1,0 +1,78 @@
+import Choreo
+import Foundation
+import Redis
+import Testing
+
+@Suite("Lifecycles and values")
+struct LifecycleTests {
+    @Test("backoff grows exponentially, is capped, and jitter stays within bounds")
+    func backoff() {
+        let backoff = Backoff(initial: 0.2, max: 1, multiplier: 2, jitter: 0.2)
+        #expect(backoff.baseDelay(afterFailures: 1) == 0.2)
+        #expect(backoff.baseDelay(afterFailures: 2) == 0.4)
+        #expect(backoff.baseDelay(afterFailures: 3) == 0.8)
+        #expect(backoff.baseDelay(afterFailures: 4) == 1)
+        #expect(backoff.baseDelay(afterFailures: 40) == 1)
+        #expect(abs(backoff.delay(afterFailures: 1, unit: 0) - 0.16) < 1e-9)
+        #expect(abs(backoff.delay(afterFailures: 1, unit: 0.999_999) - 0.24) < 1e-6)
+    }
+
+    @Test("a message settles to acked, retrying or dead by outcome and attempt")
+    func messageStates() {
+        var policy = ServicePolicy()
+        policy.maxDeliveries = 3
+        #expect(MessageState.settle(.handled, attempt: 1, policy: policy) == .acked)
+        #expect(MessageState.settle(.duplicate, attempt: 2, policy: policy) == .acked)
+        #expect(MessageState.settle(.rejected, attempt: 1, policy: policy) == .acked)
+        #expect(MessageState.settle(.poison("bad"), attempt: 1, policy: policy) == .dead(reason: "bad"))
+        guard case .retrying(2, let after, "boom") = MessageState.settle(.failed("boom"), attempt: 2, policy: policy)
+        else {
+            Issue.record("expected retrying")
+            return
+        }
+        #expect(after > 0)
+        guard case .dead(let reason) = MessageState.settle(.failed("boom"), attempt: 3, policy: policy) else {
+            Issue.record("expected dead at max_deliveries")
+            return
+        }
+        #expect(reason.contains("boom"))
+    }
+
+    @Test("a consumer goes active -> draining -> stopped and never back")
+    func consumerStates() {
+        let draining = ConsumerState.active.after(.stopRequested)
+        #expect(draining == .draining)
+        #expect(!draining.readsMore)
+        #expect(draining.after(.stopRequested) == .draining)
+        #expect(draining.after(.finished) == .stopped)
+        #expect(ConsumerState.stopped.after(.stopRequested) == .stopped)
+    }
+
+    @Test("an envelope round-trips through stream fields; bad fields are named")
+    func envelope() throws {
+        let original = Envelope(type: "PlaceOrder", data: "{\"a\":1}", replays: 2)
+        let decoded = try Envelope(entry: StreamEntry(id: "1-0", fields: original.fields))
+        #expect(decoded == original)
+        #expect(original.traceID?.count == 32)
+        #expect(original.childTraceparent().hasPrefix("00-\(original.traceID!)-"))
+        let missingType = StreamEntry(id: "1-0", fields: [StreamField("id", "x")])
+        #expect(throws: Envelope.DecodingError(reason: "missing field 'type'")) { try Envelope(entry: missingType) }
+        let badAt = StreamEntry(
+            id: "1-0", fields: [StreamField("id", "x"), StreamField("type", "T"), StreamField("at", "soon")])
+        #expect(throws: Envelope.DecodingError(reason: "field 'at' is not a number")) { try Envelope(entry: badAt) }
+    }
+}
+
+enum TestPaths {
+    static var repositoryRoot: String {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
+            .path
+    }
+
+    static func write(_ text: String) -> String {
+        let path = NSTemporaryDirectory() + "/topology-\(UUID().uuidString).yml"
+        try? text.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+}
