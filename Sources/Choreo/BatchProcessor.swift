@@ -137,11 +137,7 @@ final class BatchProcessor {
     /// and the outbox relay republishes rows that stay behind).
     func settle(_ settlement: Settlement) throws {
         if !settlement.commands.isEmpty {
-            let replies = try redis.pipeline(settlement.commands)
-            if let index = replies.firstIndex(where: { $0.errorMessage != nil }) {
-                throw RedisError.server(
-                    command: settlement.commands[index].first ?? "", message: replies[index].errorMessage ?? "")
-            }
+            try redis.pipelineCheckingErrors(settlement.commands)
         }
         if !settlement.outboxSeqs.isEmpty, let postgres, let schema = definition.schema {
             try postgres.query(RuntimeSchema.outboxDelete(schema), [settlement.outboxSeqs.map { Int($0) }])
@@ -168,15 +164,12 @@ final class BatchProcessor {
 
     // MARK: Handlers
 
+    private let coders = JSONCoders()
+
     private func context(_ item: Item, stream: String, session: TransactionSession?) -> MessageContext {
-        var messageLogger = logger
-        messageLogger[metadataKey: "message_id"] = "\(item.envelope.id)"
-        messageLogger[metadataKey: "type"] = "\(item.envelope.type)"
-        messageLogger[metadataKey: "correlation_id"] = "\(item.envelope.correlation)"
-        if let trace = item.envelope.traceID { messageLogger[metadataKey: "trace_id"] = "\(trace)" }
-        return MessageContext(
+        MessageContext(
             envelope: item.envelope, service: definition.name, stream: stream, attempt: item.delivery.attempt,
-            consumer: consumer, logger: messageLogger, session: session)
+            consumer: consumer, logger: logger, session: session, coders: coders)
     }
 
     private func runStateless(stream: String, item: Item) -> Handled {

@@ -245,10 +245,7 @@ public final class ConsumerLoop: Sendable {
                 }
             }
             if !dead.isEmpty {
-                let replies = try redis.pipeline(dead + [["XACK", loop.stream, loop.group] + deadIDs])
-                if let failure = replies.first(where: { $0.errorMessage != nil }) {
-                    throw RedisError.server(command: "XADD", message: failure.errorMessage ?? "")
-                }
+                try redis.pipelineCheckingErrors(dead + [["XACK", loop.stream, loop.group] + deadIDs])
                 loop.logger.error(
                     "adopted entries past max_deliveries dead-lettered", metadata: ["count": "\(deadIDs.count)"])
             }

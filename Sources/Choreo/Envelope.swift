@@ -30,7 +30,7 @@ public struct Envelope: Sendable, Equatable {
 
     /// Creates an envelope; `id` defaults to a new UUID, `correlation` and `causation` to it.
     public init(
-        id: String = UUID().uuidString.lowercased(), type: String, data: String, correlation: String? = nil,
+        id: String = Envelope.newID(), type: String, data: String, correlation: String? = nil,
         causation: String? = nil, traceparent: String = Envelope.newTraceparent(),
         at: Int64 = Envelope.nowMilliseconds(), version: Int = 1, replays: Int = 0
     ) {
@@ -56,32 +56,48 @@ public struct Envelope: Sendable, Equatable {
 
     /// Decodes a stream entry. Throws ``DecodingError`` naming the first problem.
     public init(entry: StreamEntry) throws {
-        var values: [String: String] = [:]
-        for field in entry.fields where values[field.name] == nil { values[field.name] = field.value }
-        func required(_ name: String) throws -> String {
-            guard let value = values[name], !value.isEmpty else {
-                throw DecodingError(reason: "missing field '\(name)'")
+        var id: String?
+        var type: String?
+        var data: String?
+        var correlation: String?
+        var causation: String?
+        var traceparent: String?
+        var at: String?
+        var version: String?
+        var replays: String?
+        for field in entry.fields {
+            switch field.name {
+            case "id": id = id ?? field.value
+            case "type": type = type ?? field.value
+            case "data": data = data ?? field.value
+            case "correlation": correlation = correlation ?? field.value
+            case "causation": causation = causation ?? field.value
+            case "traceparent": traceparent = traceparent ?? field.value
+            case "at": at = at ?? field.value
+            case "v": version = version ?? field.value
+            case "replays": replays = replays ?? field.value
+            default: break
             }
-            return value
         }
-        let id = try required("id")
-        guard id.count <= 64 else { throw DecodingError(reason: "field 'id' is longer than 64 characters") }
-        let type = try required("type")
-        guard type.count <= 128, type.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "." || $0 == "_" || $0 == "-" })
-        else { throw DecodingError(reason: "field 'type' is not a valid type name") }
-        let data = values["data"] ?? "{}"
-        guard let bytes = data.data(using: .utf8),
-            (try? JSONSerialization.jsonObject(with: bytes, options: [.fragmentsAllowed])) != nil
-        else {
-            throw DecodingError(reason: "field 'data' is not valid JSON")
+        guard let id, !id.isEmpty else { throw DecodingError(reason: "missing field 'id'") }
+        guard id.utf8.count <= 64 else { throw DecodingError(reason: "field 'id' is longer than 64 characters") }
+        guard let type, !type.isEmpty else { throw DecodingError(reason: "missing field 'type'") }
+        guard type.utf8.count <= 128, type.utf8.allSatisfy(Self.isTypeByte) else {
+            throw DecodingError(reason: "field 'type' is not a valid type name")
         }
-        guard let at = Int64(values["at"] ?? "0") else { throw DecodingError(reason: "field 'at' is not a number") }
-        guard let version = Int(values["v"] ?? "1") else { throw DecodingError(reason: "field 'v' is not a number") }
+        let payload = data ?? "{}"
+        guard JSONText.isValid(payload) else { throw DecodingError(reason: "field 'data' is not valid JSON") }
+        guard let milliseconds = Int64(at ?? "0") else { throw DecodingError(reason: "field 'at' is not a number") }
+        guard let payloadVersion = Int(version ?? "1") else { throw DecodingError(reason: "field 'v' is not a number") }
         self.init(
-            id: id, type: type, data: data, correlation: values["correlation"] ?? id,
-            causation: values["causation"] ?? id,
-            traceparent: values["traceparent"] ?? "", at: at, version: version,
-            replays: Int(values["replays"] ?? "0") ?? 0)
+            id: id, type: type, data: payload, correlation: correlation ?? id, causation: causation ?? id,
+            traceparent: traceparent ?? "", at: milliseconds, version: payloadVersion, replays: Int(replays ?? "0") ?? 0
+        )
+    }
+
+    private static func isTypeByte(_ byte: UInt8) -> Bool {
+        (65...90).contains(byte) || (97...122).contains(byte) || (48...57).contains(byte) || byte == 46 || byte == 95
+            || byte == 45
     }
 
     /// The stream fields, in a fixed order.
@@ -117,16 +133,13 @@ public struct Envelope: Sendable, Equatable {
         Int64(Date().timeIntervalSince1970 * 1000)
     }
 
-    static func randomHex(_ bytes: Int) -> String {
-        var generator = SystemRandomNumberGenerator()
-        let digits = Array("0123456789abcdef".utf8)
-        var out = [UInt8]()
-        out.reserveCapacity(bytes * 2)
-        for _ in 0..<bytes {
-            let byte = UInt8.random(in: 0...255, using: &generator)
-            out.append(digits[Int(byte >> 4)])
-            out.append(digits[Int(byte & 0xF)])
-        }
-        return String(decoding: out, as: UTF8.self)
+    /// `bytes` random bytes as lowercase hex.
+    public static func randomHex(_ bytes: Int) -> String {
+        FastRandom.hex(bytes: bytes)
+    }
+
+    /// A new message id: a random UUID in lowercase text.
+    public static func newID() -> String {
+        FastRandom.uuid()
     }
 }

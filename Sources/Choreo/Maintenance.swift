@@ -125,10 +125,7 @@ public final class Maintenance: Sendable {
                     commands += publisher.commands(for: message)
                     seqs.append(try row.decode(Int.self, "seq"))
                 }
-                let replies = try redis.pipeline(commands)
-                if let failure = replies.first(where: { $0.errorMessage != nil }) {
-                    throw RedisError.server(command: "XADD", message: failure.errorMessage ?? "")
-                }
+                try redis.pipelineCheckingErrors(commands)
                 try tx.query(RuntimeSchema.outboxDelete(schema), [seqs])
                 return rows.count
             }

@@ -52,7 +52,7 @@ public struct OutboxMessage: Sendable, Equatable {
         commandID: String, status: CommandStatus, type: String, data: String, causation: String, traceparent: String
     ) -> OutboxMessage {
         let fields = [
-            StreamField("id", UUID().uuidString.lowercased()), StreamField("command", commandID),
+            StreamField("id", Envelope.newID()), StreamField("command", commandID),
             StreamField("status", status.rawValue), StreamField("type", type), StreamField("data", data),
             StreamField("causation", causation), StreamField("traceparent", traceparent),
             StreamField("at", String(Envelope.nowMilliseconds())),
@@ -63,14 +63,12 @@ public struct OutboxMessage: Sendable, Equatable {
 
     /// The fields as a JSON array `[name, value, ...]` for the outbox table.
     var encodedFields: String {
-        let flat = fields.flatMap { [$0.name, $0.value] }
-        let data = (try? JSONSerialization.data(withJSONObject: flat)) ?? Data("[]".utf8)
-        return String(decoding: data, as: UTF8.self)
+        JSONText.array(fields.flatMap { [$0.name, $0.value] })
     }
 
     /// Rebuilds fields from the outbox table's JSON.
     static func decodeFields(_ text: String) -> [StreamField] {
-        guard let flat = (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String] else { return [] }
+        guard let flat = JSONText.decodeArray(text) else { return [] }
         return stride(from: 0, to: flat.count - 1, by: 2).map { StreamField(flat[$0], flat[$0 + 1]) }
     }
 

@@ -9,8 +9,8 @@ import Synchronization
 public final class ProcessSupervisor: Sendable {
     /// The executable to run (normally this binary: `/proc/self/exe`).
     public let executable: String
-    /// Its arguments.
-    public let arguments: [String]
+    /// Its arguments, by slot (0..<count): lets each child get, say, its own metrics port.
+    public let arguments: @Sendable (Int) -> [String]
     /// How many children to keep running.
     public let count: Int
     /// Seconds a child has to exit after SIGTERM before it is killed.
@@ -20,7 +20,10 @@ public final class ProcessSupervisor: Sendable {
     private let children = Mutex<[Int: pid_t]>([:])
 
     /// Creates a supervisor.
-    public init(executable: String, arguments: [String], count: Int, shutdownTimeout: Double, logger: Logger) {
+    public init(
+        executable: String, arguments: @escaping @Sendable (Int) -> [String], count: Int, shutdownTimeout: Double,
+        logger: Logger
+    ) {
         self.executable = executable
         self.arguments = arguments
         self.count = count
@@ -50,7 +53,7 @@ public final class ProcessSupervisor: Sendable {
             if !isStopping {
                 for slot in 0..<count where children.withLock({ $0[slot] }) == nil && Date() >= nextStart[slot] {
                     do {
-                        let pid = try ChildProcess.spawn(executable, arguments)
+                        let pid = try ChildProcess.spawn(executable, arguments(slot))
                         children.withLock { $0[slot] = pid }
                         startedAt[slot] = Date()
                         logger.info("started child", metadata: ["slot": "\(slot)", "pid": "\(pid)"])

@@ -57,17 +57,45 @@ public final class RuntimeMetrics: Sendable {
         }
     }
 
+    private struct TypeKey: Hashable {
+        var stream: String
+        var type: String
+        var outcome: String
+    }
+
+    private let outcomeCounters = Mutex<[TypeKey: Counter]>([:])
+    private let handlerTimers = Mutex<[TypeKey: Timer]>([:])
+
     func settled(stream: String, type: String, outcome: MessageOutcome, state: MessageState) {
-        counter("choreo_messages_total", [("stream", stream), ("type", type), ("outcome", outcome.label)]).increment()
+        let key = TypeKey(stream: stream, type: type, outcome: outcome.label)
+        let counter = outcomeCounters.withLock { cache in
+            if let existing = cache[key] { return existing }
+            let made = Counter(
+                label: "choreo_messages_total",
+                dimensions: [("service", service), ("stream", stream), ("type", type), ("outcome", outcome.label)])
+            cache[key] = made
+            return made
+        }
+        counter.increment()
         switch state {
-        case .retrying: counter("choreo_messages_retried_total", [("stream", stream), ("type", type)]).increment()
-        case .dead: counter("choreo_messages_dead_total", [("stream", stream), ("type", type)]).increment()
+        case .retrying: self.counter("choreo_messages_retried_total", [("stream", stream), ("type", type)]).increment()
+        case .dead: self.counter("choreo_messages_dead_total", [("stream", stream), ("type", type)]).increment()
         default: break
         }
     }
 
     func handlerDuration(stream: String, type: String, since start: ContinuousClock.Instant) {
-        timer("choreo_handler_duration_seconds", [("stream", stream), ("type", type)]).recordInterval(since: start)
+        let key = TypeKey(stream: stream, type: type, outcome: "")
+        let timer = handlerTimers.withLock { cache in
+            if let existing = cache[key] { return existing }
+            let made = Timer(
+                label: "choreo_handler_duration_seconds",
+                dimensions: [("service", service), ("stream", stream), ("type", type)],
+                preferredDisplayUnit: .seconds)
+            cache[key] = made
+            return made
+        }
+        timer.recordInterval(since: start)
     }
 
     func batchDuration(stream: String, since start: ContinuousClock.Instant) {

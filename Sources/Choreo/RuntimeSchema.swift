@@ -20,7 +20,7 @@ public enum RuntimeSchema {
                 correlation text NOT NULL,
                 processed_at timestamptz NOT NULL DEFAULT now()
             );
-            CREATE INDEX inbox_processed_at ON inbox (processed_at);
+            CREATE INDEX inbox_processed_at ON inbox USING brin (processed_at);
             CREATE INDEX inbox_correlation ON inbox (correlation);
             CREATE TABLE outbox (
                 seq bigserial PRIMARY KEY,

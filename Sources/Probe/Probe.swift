@@ -16,6 +16,7 @@ import Postgres
 /// - `Sleep {key, value, ms}`: sleeps, then records.
 /// - `Poison`: throws a poison error.
 /// - `Noop`: does nothing (benchmarks).
+/// - `Insert {key, value}`: one INSERT and one event, no result (benchmarks).
 public enum Probe {
     struct Row: Codable {
         var key: String
@@ -84,6 +85,13 @@ public enum Probe {
             throw HandlerError.poison("the probe was told to be poison")
         }
         service.on("Noop") { _ in }
+        service.on("Insert") { context in
+            let row = try context.payload(Row.self)
+            try context.execute(
+                "INSERT INTO records (message_id, key, value, handled_by) VALUES ($1, $2, $3, $4)",
+                [context.envelope.id, row.key, row.value, context.consumer])
+            try context.publish("Inserted", row)
+        }
         return service
     }
 

@@ -45,3 +45,48 @@ struct RedisArguments {
         }
     }
 }
+
+/// Encodes commands in RESP (`*N\r\n$len\r\narg\r\n...`) straight into one buffer, so a
+/// whole pipeline reaches hiredis in one append.
+enum RESPEncoder {
+    static func append(_ command: [String], to buffer: inout [UInt8]) {
+        buffer.append(UInt8(ascii: "*"))
+        appendDecimal(command.count, to: &buffer)
+        buffer.append(13)
+        buffer.append(10)
+        for argument in command {
+            var argument = argument
+            argument.withUTF8 { bytes in
+                buffer.append(UInt8(ascii: "$"))
+                appendDecimal(bytes.count, to: &buffer)
+                buffer.append(13)
+                buffer.append(10)
+                buffer.append(contentsOf: bytes)
+                buffer.append(13)
+                buffer.append(10)
+            }
+        }
+    }
+
+    static func appendDecimal(_ value: Int, to buffer: inout [UInt8]) {
+        if value < 10 {
+            buffer.append(UInt8(48 + value))
+            return
+        }
+        var digits:
+            (
+                UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
+                UInt8, UInt8, UInt8, UInt8, UInt8
+            ) = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        var count = 0
+        var rest = value
+        withUnsafeMutableBytes(of: &digits) { raw in
+            while rest > 0 {
+                raw[count] = UInt8(48 + rest % 10)
+                rest /= 10
+                count += 1
+            }
+            for index in stride(from: count - 1, through: 0, by: -1) { buffer.append(raw[index]) }
+        }
+    }
+}

@@ -45,8 +45,7 @@ extension RedisConnection {
         arguments.append("STREAMS")
         arguments += streams.map(\.key)
         arguments += streams.map(\.id)
-        let reply = try command(arguments, blockingFor: Double(blockMilliseconds ?? 0) / 1000)
-        return try Self.batches(reply, command: "XREADGROUP")
+        return try streamCommand(arguments, blockingFor: Double(blockMilliseconds ?? 0) / 1000)
     }
 
     /// `XACK stream group id...`; returns how many entries were acknowledged.

@@ -97,21 +97,71 @@ public final class RedisConnection: @unchecked Sendable {
     public func pipeline(_ commands: [[String]]) throws -> [RedisReply] {
         var replies: [RedisReply] = []
         replies.reserveCapacity(commands.count)
-        var start = 0
-        while start < commands.count {
-            let end = min(start + 512, commands.count)
-            let context = try usableContext(extraTimeout: 0)
-            for index in start..<end {
-                let arguments = RedisArguments(commands[index])
-                let status = arguments.withArgv { argc, argv, lengths in
-                    redisAppendCommandArgv(context, argc, argv, lengths)
-                }
-                if status != REDIS_OK { throw lost(context) }
-            }
-            for _ in start..<end { replies.append(try readReply(context)) }
-            start = end
-        }
+        try sendPipeline(commands) { raw in replies.append(RedisConnection.convert(raw)) }
         return replies
+    }
+
+    /// Sends a pipeline whose replies are not needed, only checked: throws the first error
+    /// reply (as ``RedisError/server(command:message:)``) after reading every reply, so the
+    /// connection stays in step. Cheaper than ``pipeline(_:)``: replies are not copied.
+    public func pipelineCheckingErrors(_ commands: [[String]]) throws {
+        var firstError: RedisError?
+        var index = 0
+        try sendPipeline(commands) { raw in
+            if firstError == nil, raw.pointee.type == REDIS_REPLY_ERROR {
+                let message = raw.pointee.str.map { String(cString: $0) } ?? ""
+                firstError = .server(command: commands[index].first ?? "", message: message)
+            }
+            index += 1
+        }
+        if let firstError { throw firstError }
+    }
+
+    /// Writes the commands in chunks of 512, each encoded in RESP into one buffer; writes the
+    /// next chunk before reading the previous chunk's replies so that encoding overlaps with
+    /// the server's work.
+    private func sendPipeline(_ commands: [[String]], _ consume: (UnsafeMutablePointer<redisReply>) throws -> Void)
+        throws
+    {
+        guard !commands.isEmpty else { return }
+        let context = try usableContext(extraTimeout: 0)
+        let chunk = 512
+        var buffer: [UInt8] = []
+        var sentUpTo = 0
+        var readUpTo = 0
+        func send(_ range: Range<Int>) throws {
+            buffer.removeAll(keepingCapacity: true)
+            for index in range { RESPEncoder.append(commands[index], to: &buffer) }
+            let status = buffer.withUnsafeBufferPointer { bytes in
+                bytes.baseAddress!.withMemoryRebound(to: CChar.self, capacity: bytes.count) {
+                    redisAppendFormattedCommand(context, $0, bytes.count)
+                }
+            }
+            guard status == REDIS_OK else { throw lost(context) }
+            var done: Int32 = 0
+            while done == 0 {
+                guard redisBufferWrite(context, &done) == REDIS_OK else { throw lost(context) }
+            }
+        }
+        func read(_ count: Int) throws {
+            for _ in 0..<count {
+                var raw: UnsafeMutableRawPointer?
+                guard redisGetReply(context, &raw) == REDIS_OK, let raw else { throw lost(context) }
+                defer { freeReplyObject(raw) }
+                try consume(raw.assumingMemoryBound(to: redisReply.self))
+            }
+        }
+        while sentUpTo < commands.count {
+            let end = min(sentUpTo + chunk, commands.count)
+            try send(sentUpTo..<end)
+            let previous = sentUpTo - readUpTo
+            if previous > 0 {
+                try read(previous)
+                readUpTo = sentUpTo
+            }
+            sentUpTo = end
+        }
+        try read(sentUpTo - readUpTo)
     }
 
     // MARK: Internals
@@ -243,6 +293,58 @@ public final class RedisConnection: @unchecked Sendable {
     private static func timeval(seconds: Double) -> Glibc.timeval {
         let whole = Int(seconds)
         return Glibc.timeval(tv_sec: whole, tv_usec: Int((seconds - Double(whole)) * 1_000_000))
+    }
+
+    /// Sends one command whose reply is read straight into stream batches (XREADGROUP/XREAD),
+    /// without an intermediate ``RedisReply`` tree.
+    func streamCommand(_ arguments: [String], blockingFor: Double) throws -> [StreamBatch] {
+        let context = try usableContext(extraTimeout: blockingFor)
+        let raw = RedisArguments(arguments).withArgv { argc, argv, lengths in
+            redisCommandArgv(context, argc, argv, lengths)
+        }
+        guard let raw else { throw lost(context) }
+        defer { freeReplyObject(raw) }
+        let reply = raw.assumingMemoryBound(to: redisReply.self)
+        if reply.pointee.type == REDIS_REPLY_ERROR {
+            throw RedisError.server(
+                command: arguments.first ?? "", message: reply.pointee.str.map { String(cString: $0) } ?? "")
+        }
+        guard reply.pointee.type == REDIS_REPLY_ARRAY else { return [] }
+        func text(_ element: UnsafeMutablePointer<redisReply>?) -> String? {
+            guard let element, element.pointee.type == REDIS_REPLY_STRING || element.pointee.type == REDIS_REPLY_STATUS,
+                let str = element.pointee.str
+            else { return nil }
+            return String(decoding: UnsafeRawBufferPointer(start: str, count: element.pointee.len), as: UTF8.self)
+        }
+        var batches: [StreamBatch] = []
+        for streamIndex in 0..<reply.pointee.elements {
+            guard let pair = reply.pointee.element[streamIndex], pair.pointee.elements == 2,
+                let key = text(pair.pointee.element[0]), let list = pair.pointee.element[1]
+            else { continue }
+            var entries: [StreamEntry] = []
+            entries.reserveCapacity(list.pointee.elements)
+            for entryIndex in 0..<list.pointee.elements {
+                guard let item = list.pointee.element[entryIndex], item.pointee.elements == 2,
+                    let id = text(item.pointee.element[0])
+                else { continue }
+                guard let flat = item.pointee.element[1], flat.pointee.type == REDIS_REPLY_ARRAY else {
+                    entries.append(StreamEntry(id: id, fields: [], isDeleted: true))
+                    continue
+                }
+                var fields: [StreamField] = []
+                fields.reserveCapacity(flat.pointee.elements / 2)
+                var index = 0
+                while index + 1 < flat.pointee.elements {
+                    fields.append(
+                        StreamField(
+                            text(flat.pointee.element[index]) ?? "", text(flat.pointee.element[index + 1]) ?? ""))
+                    index += 2
+                }
+                entries.append(StreamEntry(id: id, fields: fields))
+            }
+            batches.append(StreamBatch(stream: key, entries: entries))
+        }
+        return batches
     }
 
     /// Deep-copies a hiredis reply tree into Swift values (the caller frees the tree).

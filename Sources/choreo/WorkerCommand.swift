@@ -20,6 +20,11 @@ struct WorkerCommand: ParsableCommand {
     @Flag(name: .long, help: "Run one worker process in the foreground, without a supervisor.")
     var single = false
 
+    @Option(
+        name: .long,
+        help: "Serve Prometheus /metrics: child N of the pool listens on this port + N (env CHOREO_METRICS_PORT).")
+    var metricsPort: Int? = ProcessInfo.processInfo.environment["CHOREO_METRICS_PORT"].flatMap(Int.init)
+
     @OptionGroup var options: TopologyOptions
 
     func run() throws {
@@ -40,6 +45,10 @@ struct WorkerCommand: ParsableCommand {
     /// One worker process: migrate, consume, drain on SIGTERM/SIGINT.
     func runSingle(code: Service, topology: Topology, definition: ServiceDefinition) throws {
         signal(SIGPIPE, SIG_IGN)
+        if let metricsPort {
+            let server = try MetricsServer(port: metricsPort)
+            Thread.detachNewThread { server.run() }
+        }
         let worker = try WorkerProcess(service: code, topology: topology, logger: Logger(label: "choreo.worker"))
         try retrying { try worker.migrate() }
         worker.start()
@@ -57,8 +66,11 @@ struct WorkerCommand: ParsableCommand {
         guard count >= 1 else { throw ValidationError("--processes must be at least 1") }
         var arguments = ["worker", service, "--single"]
         if let topology = options.topology { arguments += ["--topology", topology] }
+        let base = arguments
+        let port = metricsPort
         let supervisor = ProcessSupervisor(
-            executable: ChildProcess.currentExecutable, arguments: arguments, count: count,
+            executable: ChildProcess.currentExecutable,
+            arguments: { slot in base + (port.map { ["--metrics-port", String($0 + slot)] } ?? []) }, count: count,
             shutdownTimeout: definition.policy.shutdownTimeout, logger: Logger(label: "choreo.supervisor"))
         let sources = trapSignals { supervisor.stop() }
         let status = supervisor.run()

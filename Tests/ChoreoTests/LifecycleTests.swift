@@ -76,3 +76,18 @@ enum TestPaths {
         return path
     }
 }
+
+@Suite("Ids")
+struct IDTests {
+    @Test("message ids are distinct version-4 UUIDs")
+    func ids() {
+        let ids = (0..<10_000).map { _ in Envelope.newID() }
+        #expect(Set(ids).count == ids.count)
+        for id in ids.prefix(100) {
+            #expect(UUID(uuidString: id) != nil)
+            #expect(Array(id)[14] == "4")
+            #expect("89ab".contains(Array(id)[19]))
+        }
+        #expect(Envelope.newTraceparent().split(separator: "-").map(\.count) == [2, 32, 16, 2])
+    }
+}

@@ -1,0 +1,147 @@
+// `choreo bench runtime`: messages per second through real worker processes (no-op handler and
+// one-INSERT handler with inbox and outbox; 1 and 2 processes; batch sizes), next to a bare
+// XREADGROUP + XACK loop measured in the same run.
+
+import ArgumentParser
+import Choreo
+import Foundation
+import Postgres
+import Probe
+import Redis
+
+struct RuntimeBench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "runtime", abstract: "Worker throughput against a bare XREADGROUP + XACK baseline.")
+
+    @OptionGroup var options: BenchOptions
+    @Option(help: "Messages per run for the no-op handler.") var count = 100_000
+    @Option(help: "Messages per run for the INSERT handler.") var insertCount = 50_000
+    @Option(help: "Batch sizes to compare for the INSERT handler.") var batches = "10,100,500"
+
+    func run() throws {
+        let redis = try RedisConnection(url: options.redis)
+        let baseline = try measure("baseline: bare XREADGROUP COUNT 100 + XACK", runs: options.runs) {
+            try bareLoop(redis: redis, count: count)
+        }
+        func report(_ name: String, _ rate: Double) {
+            print("  -> \(name): " + String(format: "%.0f%% of the baseline", rate / baseline * 100))
+        }
+        for processes in [1, 2] {
+            let rate = try measure("no-op handler, no schema, batch 100, \(processes) process(es)", runs: options.runs)
+            {
+                try workers(redis: redis, type: "Noop", schema: false, batch: 100, processes: processes, count: count)
+            }
+            report("no-op, \(processes) process(es)", rate)
+        }
+        for processes in [1, 2] {
+            try measure("one INSERT + inbox + outbox, batch 100, \(processes) process(es)", runs: options.runs) {
+                try workers(
+                    redis: redis, type: "Insert", schema: true, batch: 100, processes: processes, count: insertCount)
+            }
+        }
+        for batch in batches.split(separator: ",").compactMap({ Int($0) }) {
+            try measure("one INSERT + inbox + outbox, batch \(batch), 1 process", runs: options.runs) {
+                try workers(redis: redis, type: "Insert", schema: true, batch: batch, processes: 1, count: insertCount)
+            }
+        }
+    }
+
+    /// The ceiling: one connection reading batches of 100 and acknowledging them.
+    func bareLoop(redis: RedisConnection, count: Int) throws -> Double {
+        let stream = "bench.bare.\(getpid())"
+        defer { _ = try? redis.command(["DEL", stream]) }
+        try preload(redis: redis, stream: stream, type: "Noop", count: count)
+        try redis.xgroupCreate(stream, group: "g", startID: "0")
+        let start = ContinuousClock.now
+        var read = 0
+        while read < count {
+            let batches = try redis.xreadgroup(group: "g", consumer: "c", streams: [(stream, ">")], count: 100)
+            guard let entries = batches.first?.entries, !entries.isEmpty else { break }
+            try redis.xack(stream, group: "g", ids: entries.map(\.id))
+            read += entries.count
+        }
+        return Double(read) / elapsed(since: start)
+    }
+
+    func preload(redis: RedisConnection, stream: String, type: String, count: Int) throws {
+        var commands: [[String]] = []
+        commands.reserveCapacity(500)
+        for index in 0..<count {
+            let envelope = Envelope(type: type, data: "{\"key\":\"k\",\"value\":\(index)}")
+            commands.append(RedisConnection.xaddArguments(stream, fields: envelope.fields))
+            if commands.count == 500 {
+                _ = try redis.pipeline(commands)
+                commands.removeAll(keepingCapacity: true)
+            }
+        }
+        if !commands.isEmpty { _ = try redis.pipeline(commands) }
+    }
+
+    /// Preloads `count` messages, starts `processes` worker processes, and measures the rate
+    /// from the first read until the group has no lag and nothing pending.
+    func workers(redis: RedisConnection, type: String, schema: Bool, batch: Int, processes: Int, count: Int) throws
+        -> Double
+    {
+        let name = "bench_\(Envelope.randomHex(4))"
+        var policy = ServicePolicy()
+        policy.batch = batch
+        policy.block = 0.5
+        let definition = ServiceDefinition(name: name, schema: schema ? name : nil, policy: policy, code: "probe")
+        let topology = Topology(redisURL: options.redis, postgresURL: options.postgres, services: [definition])
+        let file = NSTemporaryDirectory() + "/\(name).yml"
+        try """
+        version: 1
+        redis: \(options.redis)
+        postgres: \(options.postgres)
+        services:
+          \(name):
+            code: probe
+            \(schema ? "schema: \(name)" : "")
+            policy: { batch: \(batch), block: 500ms }
+        """.write(toFile: file, atomically: true, encoding: .utf8)
+        let postgres = try PostgresConnection(url: options.postgres)
+        defer {
+            _ = try? redis.command(["DEL", definition.commandStream, definition.eventStream, definition.deadStream])
+            if schema { _ = try? postgres.execute("DROP SCHEMA \(name) CASCADE") }
+            try? FileManager.default.removeItem(atPath: file)
+        }
+        if schema { try RuntimeSchema.migrate(schema: name, service: Probe.service(name: name), on: postgres) }
+        try preload(redis: redis, stream: definition.commandStream, type: type, count: count)
+        try redis.xgroupCreate(definition.commandStream, group: name, startID: "0")
+        var environment = ProcessInfo.processInfo.environment
+        environment["LOG_LEVEL"] = "error"
+        environment["REDIS_URL"] = nil
+        environment["DATABASE_URL"] = nil
+        let pids = try (0..<processes).map { _ in
+            try ChildProcess.spawn(
+                ChildProcess.currentExecutable, ["worker", name, "--single", "--topology", file],
+                environment: environment)
+        }
+        defer {
+            for pid in pids { kill(pid, SIGTERM) }
+            for pid in pids {
+                var status: Int32 = 0
+                waitpid(pid, &status, 0)
+            }
+        }
+        _ = topology
+        var startRead = 0
+        var start = ContinuousClock.now
+        let deadline = Date().addingTimeInterval(300)
+        while Date() < deadline {
+            let group = try redis.xinfoGroups(definition.commandStream).first { $0.name == name }
+            if let read = group?.entriesRead, read > 0 {
+                startRead = read
+                start = ContinuousClock.now
+                break
+            }
+            usleep(1_000)
+        }
+        while Date() < deadline {
+            let group = try redis.xinfoGroups(definition.commandStream).first { $0.name == name }
+            if let group, group.lag == 0, group.pending == 0 { break }
+            usleep(2_000)
+        }
+        return Double(count - startRead) / elapsed(since: start)
+    }
+}
