@@ -11,6 +11,13 @@ public struct TimeoutError: Error, CustomStringConvertible {
     /// The last error the condition threw, if any.
     public let lastError: String?
 
+    /// Creates a timeout error.
+    public init(what: String, seconds: Double, lastError: String?) {
+        self.what = what
+        self.seconds = seconds
+        self.lastError = lastError
+    }
+
     public var description: String {
         "timed out after \(seconds) s waiting for \(what)" + (lastError.map { " (last error: \($0))" } ?? "")
     }
