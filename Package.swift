@@ -17,6 +17,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.5.0"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "5.0.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.0.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.0.0"),
+        .package(url: "https://github.com/apple/swift-http-types.git", from: "1.0.0"),
     ],
     targets: [
         .systemLibrary(
@@ -41,18 +43,35 @@ let package = Package(
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ]
         ),
+        .target(
+            name: "Gateway",
+            dependencies: [
+                "Choreo", "Redis",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ]
+        ),
         .target(name: "ChoreoTesting", dependencies: ["Redis", "Postgres", "Choreo", "Probe"]),
         .target(name: "Probe", dependencies: ["Choreo", "Postgres"]),
         .executableTarget(
             name: "choreo",
             dependencies: [
-                "Choreo", "Redis", "Postgres", "Probe",
+                "Choreo", "Redis", "Postgres", "Probe", "Gateway",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .testTarget(name: "RedisTests", dependencies: ["Redis", "ChoreoTesting"]),
         .testTarget(name: "PostgresTests", dependencies: ["Postgres", "ChoreoTesting"]),
+        .testTarget(
+            name: "GatewayTests",
+            dependencies: [
+                "Gateway", "Choreo", "ChoreoTesting", "Redis",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ]
+        ),
         .testTarget(name: "ChoreoTests", dependencies: ["Choreo", "Probe", "ChoreoTesting", "Redis", "Postgres"]),
     ],
     swiftLanguageModes: [.v6]

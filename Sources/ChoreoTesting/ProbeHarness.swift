@@ -170,3 +170,22 @@ public func waitForExit(_ pid: pid_t, timeout: Double) async throws -> Int32? {
     waitpid(pid, &status, 0)
     return nil
 }
+
+extension ProbeHarness {
+    /// Adds the probe's HTTP routes (POST /v1/{name}/records, GET /v1/{name}/records/{key}).
+    public func withRoutes() -> ProbeHarness {
+        topology.routes = [
+            RouteDefinition(
+                method: "POST", path: "/v1/\(name)/records", service: name, type: "Record",
+                body: ["key": FieldSpec(type: .string, max: 50), "value": FieldSpec(type: .integer, min: 0)]),
+            RouteDefinition(
+                method: "POST", path: "/v1/\(name)/sleeps", service: name, type: "Sleep",
+                body: [
+                    "key": FieldSpec(type: .string), "value": FieldSpec(type: .integer),
+                    "ms": FieldSpec(type: .integer),
+                ]),
+            RouteDefinition(method: "GET", path: "/v1/\(name)/records/{key}", service: name, type: "GetRecord"),
+        ]
+        return self
+    }
+}

@@ -17,6 +17,7 @@ import Postgres
 /// - `Poison`: throws a poison error.
 /// - `Noop`: does nothing (benchmarks).
 /// - `Insert {key, value}`: one INSERT and one event, no result (benchmarks).
+/// - `GetRecord {key}`: a query: the newest record with that key, or `not_found`.
 public enum Probe {
     struct Row: Codable {
         var key: String
@@ -85,6 +86,17 @@ public enum Probe {
             throw HandlerError.poison("the probe was told to be poison")
         }
         service.on("Noop") { _ in }
+        service.on("GetRecord") { context in
+            struct Key: Codable { var key: String }
+            let key = try context.payload(Key.self).key
+            let rows = try context.query(
+                "SELECT key, value FROM records WHERE key = $1 ORDER BY value DESC LIMIT 1", [key])
+            guard let row = rows.first else {
+                try context.reject("no record with key '\(key)'", code: "not_found")
+                return
+            }
+            try context.succeed(Row(key: try row.decode(String.self, "key"), value: try row.decode(Int.self, "value")))
+        }
         service.on("Insert") { context in
             let row = try context.payload(Row.self)
             try context.execute(

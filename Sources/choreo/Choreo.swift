@@ -6,11 +6,13 @@ import Foundation
 import Logging
 
 @main
-struct ChoreoCommand: ParsableCommand {
+struct ChoreoCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "choreo",
         abstract: "Choreographed microservices on Redis Streams and Postgres.",
-        subcommands: [WorkerCommand.self, UpCommand.self, MigrateCommand.self, BenchCommand.self])
+        subcommands: [
+            WorkerCommand.self, GatewayCommand.self, UpCommand.self, MigrateCommand.self, BenchCommand.self,
+        ])
 }
 
 /// Options shared by every subcommand that reads the topology.

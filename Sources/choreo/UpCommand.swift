@@ -8,7 +8,9 @@ import Logging
 
 struct UpCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "up", abstract: "Run the whole system: a worker pool per service.")
+        commandName: "up", abstract: "Run the whole system: the gateway and a worker pool per service.")
+
+    @Option(help: "Gateway port.") var port = 8080
 
     @OptionGroup var options: TopologyOptions
 
@@ -24,6 +26,11 @@ struct UpCommand: ParsableCommand {
             logger.info("started worker pool", metadata: ["service": "\(definition.name)", "pid": "\(pid)"])
             pids.append(pid)
         }
+        var gatewayArguments = ["gateway", "--port", String(port)]
+        if let path = options.topology { gatewayArguments += ["--topology", path] }
+        let gateway = try ChildProcess.spawn(ChildProcess.currentExecutable, gatewayArguments)
+        logger.info("started gateway", metadata: ["pid": "\(gateway)", "address": "http://127.0.0.1:\(port)"])
+        pids.append(gateway)
         let children = pids
         let sources = trapSignals {
             for pid in children { kill(pid, SIGTERM) }

@@ -1,0 +1,182 @@
+// CommandStore: the gateway's Redis operations: submit a command atomically (status hash,
+// idempotency record, XADD) by script; read a command's status; check a service's liveness.
+// Calls go through a small pool of RedisClients, so no event loop ever blocks on hiredis.
+
+import Choreo
+import Foundation
+import Redis
+import Synchronization
+
+/// A command's record as the gateway reports it.
+public struct CommandRecord: Sendable, Equatable {
+    /// Command id.
+    public var id: String
+    /// Message type.
+    public var type: String
+    /// Status.
+    public var status: CommandStatus
+    /// Result JSON (succeeded).
+    public var result: String?
+    /// Error JSON (failed, dead).
+    public var error: String?
+    /// Submission time, ms since epoch.
+    public var submittedAt: Int64?
+    /// Completion time, ms since epoch.
+    public var completedAt: Int64?
+
+    init?(id: String, fields: [String: String]) {
+        guard let raw = fields["status"], let status = CommandStatus(rawValue: raw) else { return nil }
+        self.id = id
+        self.type = fields["type"] ?? fields["resultType"] ?? ""
+        self.status = status
+        self.result = fields["result"]
+        self.error = fields["error"]
+        self.submittedAt = fields["submittedAt"].flatMap { Int64($0) }
+        self.completedAt = fields["completedAt"].flatMap { Int64($0) }
+    }
+
+    /// `{id, type, status, result?, error?, submittedAt, completedAt?}` with result and error as
+    /// embedded JSON and times as RFC 3339.
+    public var json: String {
+        var out: [UInt8] = Array("{\"id\":".utf8)
+        JSONText.appendQuoted(id, to: &out)
+        out += Array(",\"type\":".utf8)
+        JSONText.appendQuoted(type, to: &out)
+        out += Array(",\"status\":\"\(status.rawValue)\"".utf8)
+        if let result, JSONText.isValid(result) { out += Array(",\"result\":\(result)".utf8) }
+        if let error, JSONText.isValid(error) { out += Array(",\"error\":\(error)".utf8) }
+        if let submittedAt { out += Array(",\"submittedAt\":\"\(Self.rfc3339(submittedAt))\"".utf8) }
+        if let completedAt, status.isTerminal { out += Array(",\"completedAt\":\"\(Self.rfc3339(completedAt))\"".utf8) }
+        out += Array(",\"links\":{\"self\":\"/v1/commands/\(id)\"}}".utf8)
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    static func rfc3339(_ milliseconds: Int64) -> String {
+        var seconds = time_t(milliseconds / 1000)
+        var parts = tm()
+        gmtime_r(&seconds, &parts)
+        return String(
+            format: "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", parts.tm_year + 1900, parts.tm_mon + 1, parts.tm_mday,
+            parts.tm_hour, parts.tm_min, parts.tm_sec, Int(milliseconds % 1000))
+    }
+}
+
+/// The outcome of a submission.
+public enum SubmitOutcome: Sendable, Equatable {
+    /// A new command was enqueued.
+    case accepted(String)
+    /// The idempotency key named an earlier command with the same body.
+    case replayed(String)
+    /// The idempotency key named an earlier command with a different body.
+    case conflict(String)
+}
+
+/// Redis operations of the gateway.
+public final class CommandStore: Sendable {
+    let topology: Topology
+    private let clients: [RedisClient]
+    private let next = Mutex(0)
+    private let liveness = Mutex<[String: (checked: Date, live: Bool)]>([:])
+
+    /// Opens `poolSize` connections to the topology's Redis.
+    public init(topology: Topology, poolSize: Int = 4) throws {
+        self.topology = topology
+        self.clients = try (0..<max(1, poolSize)).map { _ in try RedisClient(url: topology.redisURL) }
+    }
+
+    /// A client, round robin.
+    func client() -> RedisClient {
+        let index = next.withLock { value -> Int in
+            value = (value + 1) % clients.count
+            return value
+        }
+        return clients[index]
+    }
+
+    static let submitScript = RedisScript(
+        """
+        local idem = KEYS[3]
+        local fingerprint = redis.sha1hex(ARGV[7])
+        if idem ~= '' then
+          local previous = redis.call('HMGET', idem, 'command', 'fingerprint')
+          if previous[1] then
+            if previous[2] == fingerprint then return {previous[1], 'replayed'} end
+            return {previous[1], 'conflict'}
+          end
+        end
+        redis.call('HSET', KEYS[1], 'id', ARGV[1], 'type', ARGV[2], 'service', ARGV[3], 'status', 'accepted', 'submittedAt', ARGV[4])
+        redis.call('EXPIRE', KEYS[1], ARGV[5])
+        local fields = {}
+        for i = 8, #ARGV do fields[#fields + 1] = ARGV[i] end
+        redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[6], '*', unpack(fields))
+        if idem ~= '' then
+          redis.call('HSET', idem, 'command', ARGV[1], 'fingerprint', fingerprint)
+          redis.call('EXPIRE', idem, ARGV[5])
+        end
+        return {ARGV[1], 'accepted'}
+        """)
+
+    /// Records the command as `accepted` and XADDs it to the service's commands stream in one
+    /// script; with an idempotency key, returns the earlier command instead when there is one.
+    public func submit(_ envelope: Envelope, service: ServiceDefinition, idempotencyKey: String?, fingerprint: String)
+        async throws -> SubmitOutcome
+    {
+        let keys = [
+            Topology.commandKey(envelope.id), service.commandStream,
+            idempotencyKey.map { Topology.idempotencyKey("\(service.name):\($0)") } ?? "",
+        ]
+        let arguments =
+            [
+                envelope.id, envelope.type, service.name, String(envelope.at), String(Int(topology.commandTTL)),
+                String(service.policy.maxLength), fingerprint,
+            ] + envelope.fields.flatMap { [$0.name, $0.value] }
+        let reply = try await client().withConnection { redis in
+            try CommandStore.submitScript.run(on: redis, keys: keys, arguments: arguments)
+        }
+        guard let parts = reply.array, parts.count == 2, let id = parts[0].string, let kind = parts[1].string else {
+            throw RedisError.unexpectedReply(command: "EVALSHA", reply: reply.description)
+        }
+        switch kind {
+        case "replayed": return .replayed(id)
+        case "conflict": return .conflict(id)
+        default: return .accepted(id)
+        }
+    }
+
+    /// Sends a query message (no status record, no idempotency).
+    public func sendQuery(_ envelope: Envelope, service: ServiceDefinition) async throws {
+        let arguments = RedisConnection.xaddArguments(
+            service.commandStream, fields: envelope.fields, maxLength: service.policy.maxLength)
+        try await client().command(arguments)
+    }
+
+    /// The command's record, or nil when unknown (or expired).
+    public func command(_ id: String) async throws -> CommandRecord? {
+        let reply = try await client().command(["HGETALL", Topology.commandKey(id)])
+        return CommandRecord(id: id, fields: reply.fieldMap.compactMapValues(\.string))
+    }
+
+    /// Whether `service` has a live worker (heartbeat within 10 s), cached for one second.
+    public func hasLiveWorker(_ service: String) async throws -> Bool {
+        if let cached = liveness.withLock({ $0[service] }), Date().timeIntervalSince(cached.checked) < 1 {
+            return cached.live
+        }
+        let live = try await client().withConnection { redis in
+            try Heartbeat.all(service: service, redis: redis).contains { $0.isLive() }
+        }
+        liveness.withLock { $0[service] = (Date(), live) }
+        return live
+    }
+
+    /// The lag of `service`'s group on its commands stream, when known.
+    public func lag(_ service: ServiceDefinition) async throws -> Int? {
+        try await client().withConnection { redis in
+            try redis.xinfoGroups(service.commandStream).first { $0.name == service.name }?.lag
+        }
+    }
+
+    /// Whether Redis answers.
+    public func ping() async -> Bool {
+        (try? await client().command(["PING"])) == .status("PONG")
+    }
+}

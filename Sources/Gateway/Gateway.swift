@@ -1,0 +1,295 @@
+// Gateway: the HTTP front of Choreo, generic over the routes of streams.yml: POST routes submit
+// commands (202 + Location), GET /v1/commands/{id} polls or long-waits, GET routes are queries
+// answered by the owning service, plus health, readiness and metrics.
+
+import Choreo
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import Metrics
+import Prometheus
+import Redis
+
+/// The gateway: builds the Hummingbird application for a topology.
+public final class Gateway: Sendable {
+    /// The topology it serves.
+    public let topology: Topology
+    /// Its settings.
+    public let configuration: GatewayConfiguration
+    /// Redis operations.
+    public let store: CommandStore
+    /// Parked long-waiters.
+    public let waiters: ResultWaiters
+    let logger: Logger
+
+    /// Connects to Redis; throws when the configuration is invalid or Redis unreachable.
+    public init(topology: Topology, configuration: GatewayConfiguration = GatewayConfiguration(), logger: Logger? = nil)
+        throws
+    {
+        if let problem = configuration.problems().first {
+            throw Problem(.internalServerError, "Bad configuration", detail: problem)
+        }
+        self.topology = topology
+        self.configuration = configuration
+        let logger = logger ?? Logger(label: "choreo.gateway")
+        self.logger = logger
+        self.store = try CommandStore(topology: topology, poolSize: configuration.redisPoolSize)
+        self.waiters = ResultWaiters(redisURL: topology.redisURL, logger: logger)
+        _ = MetricsServer.sharedRegistry
+    }
+
+    /// Starts the results tail. Call once before serving.
+    public func start() { waiters.start() }
+
+    /// Stops the results tail and answers every waiter.
+    public func stop() { waiters.stop() }
+
+    /// The router with every route.
+    public func router() -> Router<BasicRequestContext> {
+        let router = Router(context: BasicRequestContext.self)
+        router.add(middleware: MetricsMiddleware())
+        router.add(middleware: ProblemMiddleware())
+        router.get("/healthz") { _, _ in Self.json(.ok, "{\"status\":\"ok\"}") }
+        router.get("/readyz") { _, _ in try await self.readiness() }
+        router.get("/metrics") { _, _ in
+            Response(
+                status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
+                body: .init(byteBuffer: ByteBuffer(bytes: MetricsServer.sharedRegistry.emitToBuffer())))
+        }
+        router.get("/v1/commands/:id") { request, context in
+            try await self.commandStatus(request, context)
+        }
+        for route in topology.routes {
+            let path = route.path.split(separator: "/").map { segment in
+                segment.hasPrefix("{") && segment.hasSuffix("}")
+                    ? ":" + segment.dropFirst().dropLast() : String(segment)
+            }.joined(separator: "/")
+            if route.method == "POST" {
+                router.post(RouterPath("/" + path)) { request, context in try await self.submit(route, request, context)
+                }
+            } else {
+                router.get(RouterPath("/" + path)) { request, context in try await self.query(route, request, context) }
+            }
+        }
+        return router
+    }
+
+    /// The Hummingbird application on the configured address.
+    public func application() -> some ApplicationProtocol {
+        Application(
+            router: router(),
+            configuration: .init(
+                address: .hostname(configuration.host, port: configuration.port), serverName: "choreo"),
+            logger: logger)
+    }
+
+    // MARK: Handlers
+
+    func submit(_ route: RouteDefinition, _ request: Request, _ context: BasicRequestContext) async throws -> Response {
+        guard let service = topology.service(route.service) else { throw Problem.notFound("unknown service") }
+        let contentType = request.headers[.contentType] ?? ""
+        guard contentType.lowercased().hasPrefix("application/json") else {
+            throw Problem(
+                .unsupportedMediaType, "Unsupported media type",
+                detail: "send the body as application/json (got '\(contentType.isEmpty ? "none" : contentType)')")
+        }
+        let buffer: ByteBuffer
+        do {
+            buffer = try await request.body.collect(upTo: configuration.maxBodyBytes)
+        } catch {
+            throw Problem(
+                .contentTooLarge, "Payload too large", detail: "the body is over \(configuration.maxBodyBytes) bytes")
+        }
+        let bytes = Data(buffer: buffer)
+        guard !bytes.isEmpty else { throw Problem.badRequest("the body is empty; send a JSON object") }
+        var value = try JSONValue.parse(bytes)
+        let errors = BodyValidator.errors(value, fields: route.body)
+        guard errors.isEmpty else {
+            throw Problem.unprocessable("the body does not match \(route.method) \(route.path)", errors)
+        }
+        if case .object(var object) = value {
+            for name in route.pathParameters {
+                if let parameter = context.parameters.get(name) { object[name] = .string(parameter) }
+            }
+            value = .object(object)
+        }
+        try await requireCapacity(service)
+        let envelope = Envelope(type: route.type, data: value.text, traceparent: Self.traceparent(request))
+        let key = request.headers[HTTPField.Name("Idempotency-Key")!]
+        if let key, key.count > 200 { throw Problem.badRequest("Idempotency-Key is longer than 200 characters") }
+        let fingerprint = "\(route.method) \(route.path) \(value.text)"
+        switch try await store.submit(envelope, service: service, idempotencyKey: key, fingerprint: fingerprint) {
+        case .accepted(let id):
+            return Self.accepted(id: id, status: .accepted, request: request)
+        case .replayed(let id):
+            let status = try await store.command(id)?.status ?? .accepted
+            return Self.accepted(id: id, status: status, request: request)
+        case .conflict(let id):
+            throw Problem.unprocessable(
+                "Idempotency-Key '\(key ?? "")' was used for command \(id) with a different body")
+        }
+    }
+
+    func commandStatus(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+        let id = try context.parameters.require("id")
+        guard id.count <= 64, let record = try await store.command(id) else {
+            throw Problem.notFound("no command \(id) (unknown or expired)")
+        }
+        let wait = try Self.waitSeconds(request, cap: configuration.maxWait)
+        if record.status.isTerminal || wait <= 0 { return Self.render(record, request) }
+        let store = self.store
+        _ = await waiters.wait(for: id, timeout: wait) {
+            (try? await store.command(id))?.status.isTerminal ?? false
+        }
+        return Self.render(try await store.command(id) ?? record, request)
+    }
+
+    func query(_ route: RouteDefinition, _ request: Request, _ context: BasicRequestContext) async throws -> Response {
+        guard let service = topology.service(route.service) else { throw Problem.notFound("unknown service") }
+        var object: [String: JSONValue] = [:]
+        for (name, value) in request.uri.queryParameters { object[String(name)] = .string(String(value)) }
+        for name in route.pathParameters {
+            if let parameter = context.parameters.get(name) { object[name] = .string(parameter) }
+        }
+        try await requireCapacity(service)
+        let envelope = Envelope(
+            type: route.type, data: JSONValue.object(object).text, traceparent: Self.traceparent(request))
+        let store = self.store
+        let id = envelope.id
+        let landed = await waiters.wait(for: id, timeout: configuration.queryTimeout) {
+            do {
+                try await store.sendQuery(envelope, service: service)
+            } catch {
+                return true
+            }
+            return (try? await store.command(id))?.status.isTerminal ?? false
+        }
+        guard landed, let record = try await store.command(id), record.status.isTerminal else {
+            throw Problem(
+                .gatewayTimeout, "Query timed out",
+                detail: "\(route.service) did not answer within \(configuration.queryTimeout) s", retryAfter: 1)
+        }
+        switch record.status {
+        case .succeeded:
+            return Self.json(.ok, record.result ?? "null")
+        case .failed:
+            let error = record.error ?? ""
+            if error.contains("\"not_found\"") { throw Problem.notFound(Self.reason(error) ?? "not found") }
+            throw Problem.unprocessable(Self.reason(error) ?? "the query was rejected")
+        default:
+            throw Problem(.badGateway, "Query failed", detail: "\(route.service) could not answer the query")
+        }
+    }
+
+    func readiness() async throws -> Response {
+        var problems: [String] = []
+        if await !store.ping() { problems.append("redis: unreachable") }
+        var services: [String] = []
+        for name in Set(topology.routes.map(\.service)).sorted() {
+            let live = (try? await store.hasLiveWorker(name)) ?? false
+            services.append("\"\(name)\":\(live ? "\"ready\"" : "\"no live worker\"")")
+            if !live { problems.append("\(name): no live worker") }
+        }
+        let body =
+            "{\"ready\":\(problems.isEmpty),\"services\":{\(services.joined(separator: ","))},\"problems\":\(JSONText.array(problems))}"
+        return Self.json(problems.isEmpty ? .ok : .serviceUnavailable, body)
+    }
+
+    /// Fails fast (503) when the service has no live worker or its lag is over its limit.
+    func requireCapacity(_ service: ServiceDefinition) async throws {
+        if configuration.requireLiveWorker, try await !store.hasLiveWorker(service.name) {
+            throw Problem(
+                .serviceUnavailable, "Service unavailable",
+                detail: "service '\(service.name)' has no live worker; retry later", retryAfter: 5)
+        }
+        if let limit = service.policy.maxLag, let lag = try await store.lag(service), lag > limit {
+            throw Problem(
+                .serviceUnavailable, "Service overloaded",
+                detail: "service '\(service.name)' is \(lag) messages behind (limit \(limit)); retry later",
+                retryAfter: 2)
+        }
+    }
+
+    // MARK: Helpers
+
+    static func json(_ status: HTTPResponse.Status, _ body: String, headers: HTTPFields = [:]) -> Response {
+        var fields = headers
+        fields[.contentType] = "application/json"
+        return Response(status: status, headers: fields, body: .init(byteBuffer: ByteBuffer(string: body)))
+    }
+
+    static func accepted(id: String, status: CommandStatus, request: Request) -> Response {
+        var headers: HTTPFields = [.location: "/v1/commands/\(id)"]
+        if let requestID = request.headers[HTTPField.Name("X-Request-Id")!] {
+            headers[HTTPField.Name("X-Request-Id")!] = requestID
+        }
+        return json(
+            .accepted,
+            "{\"id\":\"\(id)\",\"status\":\"\(status.rawValue)\",\"links\":{\"self\":\"/v1/commands/\(id)\"}}",
+            headers: headers)
+    }
+
+    static func render(_ record: CommandRecord, _ request: Request) -> Response {
+        json(record.status.isTerminal ? .ok : .accepted, record.json)
+    }
+
+    /// `Prefer: wait=N` (RFC 7240) or `?wait=N`, capped.
+    static func waitSeconds(_ request: Request, cap: Double) throws -> Double {
+        var text: String?
+        if let prefer = request.headers[HTTPField.Name("Prefer")!] {
+            for part in prefer.split(separator: ",") {
+                let pair = part.trimmingCharacters(in: .whitespaces).split(separator: "=", maxSplits: 1)
+                if pair.count == 2, pair[0].lowercased() == "wait" { text = String(pair[1]) }
+            }
+        }
+        if let query = request.uri.queryParameters.get("wait") { text = query }
+        guard let text else { return 0 }
+        guard let seconds = Double(text), seconds >= 0, seconds.isFinite else {
+            throw Problem.badRequest("wait must be a non-negative number of seconds (got '\(text)')")
+        }
+        return min(seconds, cap)
+    }
+
+    /// The request's W3C traceparent when well-formed, else a new one.
+    static func traceparent(_ request: Request) -> String {
+        if let header = request.headers[HTTPField.Name("traceparent")!] {
+            let parts = header.split(separator: "-")
+            if parts.count == 4, parts[0].count == 2, parts[1].count == 32, parts[2].count == 16, parts[3].count == 2,
+                parts[1] != "00000000000000000000000000000000"
+            {
+                return "00-\(parts[1])-\(Envelope.randomHex(8))-\(parts[3])"
+            }
+        }
+        return Envelope.newTraceparent()
+    }
+
+    static func reason(_ errorJSON: String) -> String? {
+        guard let data = errorJSON.data(using: .utf8),
+            let object = try? JSONDecoder().decode([String: String].self, from: data)
+        else { return nil }
+        return object["reason"]
+    }
+}
+
+/// Counts requests by method, route and status, and records their latency.
+struct MetricsMiddleware<Context: RequestContext>: RouterMiddleware {
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws
+        -> Response
+    {
+        let start = ContinuousClock.now
+        let response = try await next(request, context)
+        let route = context.endpointPath ?? "unmatched"
+        let dimensions = [
+            ("method", request.method.rawValue), ("route", route), ("status", String(response.status.code)),
+        ]
+        Counter(label: "choreo_gateway_requests_total", dimensions: dimensions).increment()
+        let elapsed = ContinuousClock.now - start
+        Timer(
+            label: "choreo_gateway_request_duration_seconds", dimensions: [("route", route)],
+            preferredDisplayUnit: .seconds
+        )
+        .recordNanoseconds(elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)
+        return response
+    }
+}

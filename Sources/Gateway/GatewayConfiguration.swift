@@ -1,0 +1,33 @@
+// GatewayConfiguration: the gateway's settings, documented and validated.
+
+/// Settings of one gateway process.
+public struct GatewayConfiguration: Sendable, Equatable {
+    /// Address to listen on.
+    public var host: String = "127.0.0.1"
+    /// Port to listen on (0 picks a free one).
+    public var port: Int = 8080
+    /// Largest accepted request body, in bytes (larger is 413).
+    public var maxBodyBytes: Int = 64 * 1024
+    /// Upper bound of a long-wait (`Prefer: wait=N`, `?wait=N`), in seconds.
+    public var maxWait: Double = 60
+    /// How long a query waits for the owning service's reply before 504, in seconds.
+    public var queryTimeout: Double = 5
+    /// Redis connections for request handling (the results tail has its own).
+    public var redisPoolSize: Int = 4
+    /// Whether to refuse commands for services without a live worker (503), instead of queueing.
+    public var requireLiveWorker: Bool = true
+
+    /// The defaults.
+    public init() {}
+
+    /// Problems, as messages; empty when valid.
+    public func problems() -> [String] {
+        var problems: [String] = []
+        if !(0...65535).contains(port) { problems.append("port must be between 0 and 65535 (got \(port))") }
+        if maxBodyBytes < 1024 { problems.append("maxBodyBytes must be at least 1024 (got \(maxBodyBytes))") }
+        if maxWait < 0 { problems.append("maxWait must not be negative (got \(maxWait))") }
+        if queryTimeout <= 0 { problems.append("queryTimeout must be positive (got \(queryTimeout))") }
+        if redisPoolSize < 1 { problems.append("redisPoolSize must be at least 1 (got \(redisPoolSize))") }
+        return problems
+    }
+}

@@ -1,0 +1,107 @@
+// Problem: every gateway error as an RFC 9457 application/problem+json response.
+
+import Choreo
+import Foundation
+import Hummingbird
+
+/// An HTTP error rendered as RFC 9457 `application/problem+json`:
+/// `{"type", "title", "status", "detail", "instance"?, "errors"?}`.
+public struct Problem: Error, HTTPResponseError, Sendable {
+    /// One invalid field of a request body.
+    public struct FieldError: Sendable, Equatable, Codable {
+        /// JSON pointer-like path, e.g. `items[0].quantity`.
+        public var field: String
+        /// What is wrong.
+        public var message: String
+    }
+
+    /// The HTTP status.
+    public var status: HTTPResponse.Status
+    /// A short, stable summary of the problem type.
+    public var title: String
+    /// What went wrong for this request.
+    public var detail: String
+    /// Seconds after which a retry may succeed (429, 503).
+    public var retryAfter: Int?
+    /// Field errors (422).
+    public var errors: [FieldError]
+
+    /// Creates a problem.
+    public init(
+        _ status: HTTPResponse.Status, _ title: String, detail: String, retryAfter: Int? = nil,
+        errors: [FieldError] = []
+    ) {
+        self.status = status
+        self.title = title
+        self.detail = detail
+        self.retryAfter = retryAfter
+        self.errors = errors
+    }
+
+    /// The problem's `type` URI.
+    public var type: String {
+        "https://choreo.dev/problems/\(title.lowercased().replacingOccurrences(of: " ", with: "-"))"
+    }
+
+    /// The response.
+    public func response(from request: Request, context: some RequestContext) throws -> Response {
+        var out: [UInt8] = Array("{\"type\":".utf8)
+        JSONText.appendQuoted(type, to: &out)
+        out += Array(",\"title\":".utf8)
+        JSONText.appendQuoted(title, to: &out)
+        out += Array(",\"status\":\(status.code),\"detail\":".utf8)
+        JSONText.appendQuoted(detail, to: &out)
+        out += Array(",\"instance\":".utf8)
+        JSONText.appendQuoted(request.uri.path, to: &out)
+        if !errors.isEmpty {
+            out += Array(",\"errors\":[".utf8)
+            for (index, error) in errors.enumerated() {
+                if index > 0 { out.append(UInt8(ascii: ",")) }
+                out += Array("{\"field\":".utf8)
+                JSONText.appendQuoted(error.field, to: &out)
+                out += Array(",\"message\":".utf8)
+                JSONText.appendQuoted(error.message, to: &out)
+                out.append(UInt8(ascii: "}"))
+            }
+            out.append(UInt8(ascii: "]"))
+        }
+        out.append(UInt8(ascii: "}"))
+        var headers: HTTPFields = [.contentType: "application/problem+json"]
+        if let retryAfter { headers[.retryAfter] = String(retryAfter) }
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: out)))
+    }
+
+    static func badRequest(_ detail: String) -> Problem { Problem(.badRequest, "Malformed request", detail: detail) }
+    static func notFound(_ detail: String) -> Problem { Problem(.notFound, "Not found", detail: detail) }
+    static func unprocessable(_ detail: String, _ errors: [FieldError] = []) -> Problem {
+        Problem(.unprocessableContent, "Validation failed", detail: detail, errors: errors)
+    }
+}
+
+/// Turns every error thrown below it into a problem response; unknown errors become a 500
+/// that names no internals (the error is logged with the request id).
+struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws
+        -> Response
+    {
+        do {
+            return try await next(request, context)
+        } catch let problem as Problem {
+            return try problem.response(from: request, context: context)
+        } catch let error as HTTPError {
+            let title: String
+            switch error.status.code {
+            case 404: title = "Not found"
+            case 405: title = "Method not allowed"
+            case 413: title = "Payload too large"
+            default: title = error.status.reasonPhrase
+            }
+            return try Problem(error.status, title, detail: error.body ?? error.status.reasonPhrase).response(
+                from: request, context: context)
+        } catch {
+            context.logger.error("unhandled error", metadata: ["error": "\(error)"])
+            return try Problem(.internalServerError, "Internal error", detail: "the request could not be completed")
+                .response(from: request, context: context)
+        }
+    }
+}

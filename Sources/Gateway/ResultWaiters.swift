@@ -1,0 +1,119 @@
+// ResultWaiters: long-waiting requests parked by command id, woken by one Redis connection that
+// tails choreo.results. A waiter costs a continuation, not a connection or a thread.
+
+import Choreo
+import Foundation
+import Logging
+import Redis
+import Synchronization
+
+/// Parks waiters by command id and wakes them when a result for that id lands.
+public final class ResultWaiters: Sendable {
+    private let waiters = Mutex<[String: [UInt64: CheckedContinuation<Bool, Never>]]>([:])
+    private let counter = Mutex<UInt64>(0)
+    private let running = Mutex(true)
+    let redisURL: String
+    let logger: Logger
+
+    /// Creates the registry; call ``start()`` to begin tailing.
+    public init(redisURL: String, logger: Logger) {
+        self.redisURL = redisURL
+        self.logger = logger
+    }
+
+    /// The number of parked waiters.
+    public var count: Int { waiters.withLock { $0.values.reduce(0) { $0 + $1.count } } }
+
+    /// Waits until a result for `id` lands (true) or `timeout` seconds pass (false).
+    /// `afterRegistering` runs once the waiter is registered and may return true to finish at
+    /// once (the caller re-reads the status there, so a result that landed just before the
+    /// registration is not missed).
+    public func wait(for id: String, timeout: Double, afterRegistering: @escaping @Sendable () async -> Bool) async
+        -> Bool
+    {
+        let token = counter.withLock { value -> UInt64 in
+            value += 1
+            return value
+        }
+        return await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
+            waiters.withLock { $0[id, default: [:]][token] = continuation }
+            Task {
+                if await afterRegistering() {
+                    self.resume(id: id, token: token, with: true)
+                    return
+                }
+                try? await Task.sleep(nanoseconds: UInt64(max(0, timeout) * 1_000_000_000))
+                self.resume(id: id, token: token, with: false)
+            }
+        }
+    }
+
+    private func resume(id: String, token: UInt64, with value: Bool) {
+        let continuation = waiters.withLock { map -> CheckedContinuation<Bool, Never>? in
+            let found = map[id]?.removeValue(forKey: token)
+            if map[id]?.isEmpty == true { map[id] = nil }
+            return found
+        }
+        continuation?.resume(returning: value)
+    }
+
+    /// Wakes every waiter of `id`.
+    public func wake(_ id: String) {
+        let woken = waiters.withLock { $0.removeValue(forKey: id) } ?? [:]
+        for continuation in woken.values { continuation.resume(returning: true) }
+    }
+
+    /// Wakes every waiter (shutdown): they answer with the status they can read.
+    public func wakeAll() {
+        let all = waiters.withLock { map -> [CheckedContinuation<Bool, Never>] in
+            defer { map.removeAll() }
+            return map.values.flatMap(\.values)
+        }
+        for continuation in all { continuation.resume(returning: false) }
+    }
+
+    /// Starts tailing `choreo.results` on a dedicated thread with one connection.
+    public func start() {
+        let thread = Thread { self.tail() }
+        thread.name = "choreo results tail"
+        thread.start()
+    }
+
+    /// Stops tailing and wakes every waiter.
+    public func stop() {
+        running.withLock { $0 = false }
+        wakeAll()
+    }
+
+    private func tail() {
+        var connection: RedisConnection?
+        var last = "$"
+        while running.withLock({ $0 }) {
+            do {
+                if connection == nil {
+                    connection = try RedisConnection(url: redisURL)
+                    if last == "$" {
+                        last = try connection?.xinfoStream(Topology.resultsStream).lastGeneratedID ?? "0-0"
+                    }
+                }
+                guard let redis = connection else { continue }
+                let reply = try redis.command(
+                    ["XREAD", "COUNT", "500", "BLOCK", "1000", "STREAMS", Topology.resultsStream, last], blockingFor: 1)
+                for batch in (reply.array ?? []) {
+                    guard let parts = batch.array, parts.count == 2 else { continue }
+                    for element in parts[1].array ?? [] {
+                        guard let entry = element.array, entry.count == 2, let id = entry[0].string else { continue }
+                        last = id
+                        if let command = entry[1].fieldMap["command"]?.string { wake(command) }
+                    }
+                }
+            } catch let error as RedisError where error.serverCode == "ERR" && last == "$" {
+                last = "0-0"
+            } catch {
+                logger.warning("results tail failed; reconnecting", metadata: ["error": "\(error)"])
+                connection = nil
+                usleep(200_000)
+            }
+        }
+    }
+}

@@ -1,0 +1,37 @@
+// `choreo gateway`: the HTTP gateway, with graceful shutdown on SIGTERM/SIGINT.
+
+import ArgumentParser
+import Choreo
+import Foundation
+import Gateway
+import Hummingbird
+import Logging
+
+struct GatewayCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "gateway", abstract: "Run the HTTP gateway: submit, poll/long-wait, queries, health, metrics.")
+
+    @Option(help: "Address to listen on.") var host = "127.0.0.1"
+    @Option(help: "Port to listen on.") var port = 8080
+    @Option(help: "Largest request body in bytes.") var maxBody = 64 * 1024
+    @Option(help: "Longest long-wait in seconds.") var maxWait = 60.0
+
+    @OptionGroup var options: TopologyOptions
+
+    func run() async throws {
+        bootstrapLogging()
+        signal(SIGPIPE, SIG_IGN)
+        let topology = try options.load()
+        var configuration = GatewayConfiguration()
+        configuration.host = host
+        configuration.port = port
+        configuration.maxBodyBytes = maxBody
+        configuration.maxWait = maxWait
+        if let problem = configuration.problems().first { throw ValidationError(problem) }
+        let gateway = try Gateway(
+            topology: topology, configuration: configuration, logger: Logger(label: "choreo.gateway"))
+        gateway.start()
+        defer { gateway.stop() }
+        try await gateway.application().runService()
+    }
+}
