@@ -52,12 +52,19 @@ public final class Gateway: Sendable {
         router.add(middleware: ProblemMiddleware())
         router.get("/healthz") { _, _ in Self.json(.ok, "{\"status\":\"ok\"}") }
         router.get("/readyz") { _, _ in try await self.readiness() }
+        let document = OpenAPIDocument.yaml(for: topology)
+        router.get("/openapi.yaml") { _, _ in
+            Response(
+                status: .ok, headers: [.contentType: "application/yaml"],
+                body: .init(byteBuffer: ByteBuffer(string: document)))
+        }
         router.get("/metrics") { _, _ in
             Response(
                 status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
                 body: .init(byteBuffer: ByteBuffer(bytes: MetricsServer.sharedRegistry.emitToBuffer())))
         }
-        router.get("/v1/commands/:id") { request, context in
+        let api = router.group("/v1").add(middleware: AuthMiddleware(gateway: self))
+        api.get("/commands/:id") { request, context in
             try await self.commandStatus(request, context)
         }
         for route in topology.routes {
@@ -65,11 +72,12 @@ public final class Gateway: Sendable {
                 segment.hasPrefix("{") && segment.hasSuffix("}")
                     ? ":" + segment.dropFirst().dropLast() : String(segment)
             }.joined(separator: "/")
+            let target = router.group().add(middleware: AuthMiddleware(gateway: self))
             if route.method == "POST" {
-                router.post(RouterPath("/" + path)) { request, context in try await self.submit(route, request, context)
+                target.post(RouterPath("/" + path)) { request, context in try await self.submit(route, request, context)
                 }
             } else {
-                router.get(RouterPath("/" + path)) { request, context in try await self.query(route, request, context) }
+                target.get(RouterPath("/" + path)) { request, context in try await self.query(route, request, context) }
             }
         }
         return router
@@ -269,6 +277,41 @@ public final class Gateway: Sendable {
             let object = try? JSONDecoder().decode([String: String].self, from: data)
         else { return nil }
         return object["reason"]
+    }
+}
+
+/// Checks the bearer API key (401 missing or unknown, 403 not allowed for the route) and the
+/// key's rate limit (429 with Retry-After).
+struct AuthMiddleware<Context: RequestContext>: RouterMiddleware {
+    let gateway: Gateway
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws
+        -> Response
+    {
+        let keys = gateway.configuration.keys
+        guard keys.isEnabled else { return try await next(request, context) }
+        let header = request.headers[.authorization] ?? ""
+        guard header.lowercased().hasPrefix("bearer "), let key = keys.authenticate(String(header.dropFirst(7))) else {
+            var problem = Problem(
+                .unauthorized, "Unauthorized", detail: "send a valid API key as 'Authorization: Bearer <key>'")
+            problem.retryAfter = nil
+            var response = try problem.response(from: request, context: context)
+            response.headers[.wwwAuthenticate] = "Bearer"
+            return response
+        }
+        guard key.allows(request.uri.path) else {
+            throw Problem(.forbidden, "Forbidden", detail: "API key '\(key.name)' may not call \(request.uri.path)")
+        }
+        if let limit = gateway.configuration.rateLimit {
+            let wait = try await gateway.store.client().withConnection { try limit.take(key.name, on: $0) }
+            if let wait {
+                throw Problem(
+                    .tooManyRequests, "Too many requests",
+                    detail: "API key '\(key.name)' is over \(limit.perSecond)/s (burst \(limit.burst))",
+                    retryAfter: wait)
+            }
+        }
+        return try await next(request, context)
     }
 }
 

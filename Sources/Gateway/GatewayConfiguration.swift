@@ -17,6 +17,11 @@ public struct GatewayConfiguration: Sendable, Equatable {
     /// Whether to refuse commands for services without a live worker (503), instead of queueing.
     public var requireLiveWorker: Bool = true
 
+    /// API keys; empty turns authentication off (development only).
+    public var keys = APIKeyring()
+    /// Per-key rate limit shared by every gateway process; nil for none.
+    public var rateLimit: RateLimit?
+
     /// The defaults.
     public init() {}
 

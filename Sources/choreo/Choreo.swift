@@ -11,7 +11,8 @@ struct ChoreoCommand: AsyncParsableCommand {
         commandName: "choreo",
         abstract: "Choreographed microservices on Redis Streams and Postgres.",
         subcommands: [
-            WorkerCommand.self, GatewayCommand.self, UpCommand.self, MigrateCommand.self, BenchCommand.self,
+            WorkerCommand.self, GatewayCommand.self, UpCommand.self, MigrateCommand.self, OpenAPICommand.self,
+            BenchCommand.self,
         ])
 }
 

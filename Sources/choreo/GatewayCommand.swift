@@ -15,6 +15,8 @@ struct GatewayCommand: AsyncParsableCommand {
     @Option(help: "Port to listen on.") var port = 8080
     @Option(help: "Largest request body in bytes.") var maxBody = 64 * 1024
     @Option(help: "Longest long-wait in seconds.") var maxWait = 60.0
+    @Option(help: "Per-API-key rate limit shared by all gateways, e.g. 100/s,burst=50 (env CHOREO_RATE_LIMIT).")
+    var rateLimit: String? = ProcessInfo.processInfo.environment["CHOREO_RATE_LIMIT"]
 
     @OptionGroup var options: TopologyOptions
 
@@ -28,8 +30,23 @@ struct GatewayCommand: AsyncParsableCommand {
         configuration.maxBodyBytes = maxBody
         configuration.maxWait = maxWait
         if let problem = configuration.problems().first { throw ValidationError(problem) }
+        do {
+            configuration.keys = try APIKeyring.fromEnvironment()
+        } catch {
+            throw ValidationError("\(error)")
+        }
+        if let rateLimit {
+            guard let limit = RateLimit(spec: rateLimit) else {
+                throw ValidationError("--rate-limit must look like 100/s or 100/s,burst=50 (got '\(rateLimit)')")
+            }
+            configuration.rateLimit = limit
+        }
+        let logger = Logger(label: "choreo.gateway")
+        if !configuration.keys.isEnabled {
+            logger.warning("no API keys configured (CHOREO_API_KEYS / CHOREO_API_KEYS_FILE): authentication is OFF")
+        }
         let gateway = try Gateway(
-            topology: topology, configuration: configuration, logger: Logger(label: "choreo.gateway"))
+            topology: topology, configuration: configuration, logger: logger)
         gateway.start()
         defer { gateway.stop() }
         try await gateway.application().runService()

@@ -226,3 +226,33 @@ struct GatewayTests {
         }
     }
 }
+
+@Suite("OpenAPI document")
+struct OpenAPITests {
+    @Test("the document lists exactly the router's routes and parses as YAML with every path")
+    func matchesRouter() async throws {
+        let fixture = try GatewayFixture(requireLiveWorker: false)
+        defer { fixture.gateway.stop() }
+        try await fixture.test { client in
+            let response = try await client.execute(uri: "/openapi.yaml", method: .get)
+            #expect(response.status == .ok)
+            let text = String(buffer: response.body)
+            #expect(text.hasPrefix("openapi: 3.1.0"))
+            let documented = Set(
+                text.split(separator: "\n").filter { $0.hasPrefix("  /") && $0.hasSuffix(":") }.map {
+                    String($0.dropFirst(2).dropLast())
+                })
+            let routed = Set(fixture.probe.topology.routes.map(\.path) + OpenAPIDocument.fixedPaths)
+            #expect(documented == routed)
+            for path in routed where path.hasPrefix("/v1/\(fixture.probe.name)") || path == "/healthz" {
+                let concrete = path.replacingOccurrences(of: "{key}", with: "k")
+                let method: HTTPRequest.Method = path.hasSuffix("records") || path.hasSuffix("sleeps") ? .post : .get
+                let status = try await client.execute(uri: concrete, method: method, headers: json, body: body("{}"))
+                    .status
+                #expect(status != .notFound || path.contains("{key}"), "\(path) is documented but not routed")
+            }
+        }
+        let path = TestEnvironment.workDirectory + "/openapi-\(fixture.probe.name).yaml"
+        try OpenAPIDocument.yaml(for: fixture.probe.topology).write(toFile: path, atomically: true, encoding: .utf8)
+    }
+}
