@@ -48,7 +48,7 @@ public final class Gateway: Sendable {
     /// The router with every route.
     public func router() -> Router<BasicRequestContext> {
         let router = Router(context: BasicRequestContext.self)
-        router.add(middleware: MetricsMiddleware())
+        router.add(middleware: MetricsMiddleware(logger: logger))
         router.add(middleware: ProblemMiddleware())
         router.get("/healthz") { _, _ in Self.json(.ok, "{\"status\":\"ok\"}") }
         router.get("/readyz") { _, _ in try await self.readiness() }
@@ -315,14 +315,21 @@ struct AuthMiddleware<Context: RequestContext>: RouterMiddleware {
     }
 }
 
-/// Counts requests by method, route and status, and records their latency.
+/// Counts requests by method, route and status, records their latency, writes a JSON access log
+/// line (with the trace id), and echoes `X-Request-Id` (or assigns one) and `traceparent`.
 struct MetricsMiddleware<Context: RequestContext>: RouterMiddleware {
+    let logger: Logger
+
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws
         -> Response
     {
         let start = ContinuousClock.now
-        let response = try await next(request, context)
+        var response = try await next(request, context)
         let route = context.endpointPath ?? "unmatched"
+        let requestID = request.headers[HTTPField.Name("X-Request-Id")!] ?? Envelope.randomHex(8)
+        response.headers[HTTPField.Name("X-Request-Id")!] = requestID
+        let traceparent = request.headers[HTTPField.Name("traceparent")!]
+        if let traceparent { response.headers[HTTPField.Name("traceparent")!] = traceparent }
         let dimensions = [
             ("method", request.method.rawValue), ("route", route), ("status", String(response.status.code)),
         ]
@@ -333,6 +340,13 @@ struct MetricsMiddleware<Context: RequestContext>: RouterMiddleware {
             preferredDisplayUnit: .seconds
         )
         .recordNanoseconds(elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)
+        var metadata: Logger.Metadata = [
+            "method": "\(request.method.rawValue)", "path": "\(request.uri.path)", "status": "\(response.status.code)",
+            "ms": "\(elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000)",
+            "request_id": "\(requestID)",
+        ]
+        if let trace = traceparent?.split(separator: "-").dropFirst().first { metadata["trace_id"] = "\(trace)" }
+        logger.info("request", metadata: metadata)
         return response
     }
 }

@@ -5,10 +5,11 @@ import Choreo
 import Foundation
 import Logging
 import Redis
+import ServiceLifecycle
 import Synchronization
 
 /// Parks waiters by command id and wakes them when a result for that id lands.
-public final class ResultWaiters: Sendable {
+public final class ResultWaiters: ServiceLifecycle.Service, Sendable {
     private let waiters = Mutex<[String: [UInt64: CheckedContinuation<Bool, Never>]]>([:])
     private let counter = Mutex<UInt64>(0)
     private let running = Mutex(true)
@@ -35,6 +36,7 @@ public final class ResultWaiters: Sendable {
             value += 1
             return value
         }
+        guard running.withLock({ $0 }) else { return false }
         return await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
             waiters.withLock { $0[id, default: [:]][token] = continuation }
             Task {
@@ -77,6 +79,13 @@ public final class ResultWaiters: Sendable {
         let thread = Thread { self.tail() }
         thread.name = "choreo results tail"
         thread.start()
+    }
+
+    /// Runs as a service of the application: on graceful shutdown (SIGTERM/SIGINT) it stops
+    /// parking new waiters and answers every parked one, before the HTTP server drains.
+    public func run() async throws {
+        try? await gracefulShutdown()
+        stop()
     }
 
     /// Stops tailing and wakes every waiter.

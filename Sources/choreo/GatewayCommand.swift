@@ -48,7 +48,11 @@ struct GatewayCommand: AsyncParsableCommand {
         let gateway = try Gateway(
             topology: topology, configuration: configuration, logger: logger)
         gateway.start()
+        // On SIGTERM/SIGINT answer every long-waiter at once (202 with the current status), so
+        // the server's drain does not wait out their waits.
+        let sources = trapSignals { gateway.stop() }
         defer { gateway.stop() }
         try await gateway.application().runService()
+        _ = sources
     }
 }
