@@ -6,7 +6,9 @@ import Postgres
 /// The runtime's tables in a service schema, created by migration version 0 (service
 /// migrations start at 1):
 /// - `inbox`: ids of messages whose effects are committed (the dedup set), with stream, type
-///   and correlation for tracing; pruned after the retention window.
+///   and correlation for tracing; pruned after the retention window (BRIN on `processed_at`).
+///   There is deliberately no index on `correlation`: it cost about 30 % of a no-op batch's
+///   throughput, and a trace scans one saga's time window instead.
 /// - `outbox`: messages emitted by committed transactions and not yet published.
 public enum RuntimeSchema {
     /// The runtime's migration, applied before the service's own.
@@ -21,7 +23,6 @@ public enum RuntimeSchema {
                 processed_at timestamptz NOT NULL DEFAULT now()
             );
             CREATE INDEX inbox_processed_at ON inbox USING brin (processed_at);
-            CREATE INDEX inbox_correlation ON inbox (correlation);
             CREATE TABLE outbox (
                 seq bigserial PRIMARY KEY,
                 stream text NOT NULL,
