@@ -113,6 +113,10 @@ public final class MessageContext {
         try JSONCoders().json(value)
     }
 
+    static func jsonObject(_ value: [String: String]) -> String {
+        (try? json(value)) ?? "{}"
+    }
+
     static func describe(_ error: Error) -> String {
         switch error {
         case DecodingError.keyNotFound(let key, _): return "missing field '\(key.stringValue)'"

@@ -66,9 +66,3 @@ public struct Publisher: Sendable {
         return commands
     }
 }
-
-extension MessageContext {
-    static func jsonObject(_ value: [String: String]) -> String {
-        (try? json(value)) ?? "{}"
-    }
-}

@@ -16,86 +16,56 @@ import Synchronization
 public final class RuntimeMetrics: Sendable {
     /// The service the metrics describe.
     public let service: String
-    private let counters = Mutex<[String: Counter]>([:])
-    private let timers = Mutex<[String: Timer]>([:])
-    private let gauges = Mutex<[String: Gauge]>([:])
+    private struct MetricKey: Hashable {
+        var label: String
+        var values: [String]
+    }
+
+    /// Every metric object made so far, by label and dimension values: swift-metrics lookups
+    /// are too costly per message.
+    private let cache = Mutex<[MetricKey: AnyObject]>([:])
 
     /// Creates the metrics of `service`.
     public init(service: String) {
         self.service = service
     }
 
-    private func counter(_ label: String, _ dimensions: [(String, String)]) -> Counter {
-        let key = label + dimensions.map { "|\($0.1)" }.joined()
-        return counters.withLock { cache in
-            if let existing = cache[key] { return existing }
-            let made = Counter(label: label, dimensions: [("service", service)] + dimensions)
+    private func metric<M: AnyObject>(
+        _ label: String, _ dimensions: [(String, String)], make: (String, [(String, String)]) -> M
+    ) -> M {
+        let key = MetricKey(label: label, values: dimensions.map(\.1))
+        return cache.withLock { cache in
+            if let existing = cache[key] as? M { return existing }
+            let made = make(label, [("service", service)] + dimensions)
             cache[key] = made
             return made
         }
     }
 
+    private func counter(_ label: String, _ dimensions: [(String, String)]) -> Counter {
+        metric(label, dimensions) { Counter(label: $0, dimensions: $1) }
+    }
+
     private func timer(_ label: String, _ dimensions: [(String, String)]) -> Timer {
-        let key = label + dimensions.map { "|\($0.1)" }.joined()
-        return timers.withLock { cache in
-            if let existing = cache[key] { return existing }
-            let made = Timer(
-                label: label, dimensions: [("service", service)] + dimensions, preferredDisplayUnit: .seconds)
-            cache[key] = made
-            return made
-        }
+        metric(label, dimensions) { Timer(label: $0, dimensions: $1, preferredDisplayUnit: .seconds) }
     }
 
     /// A gauge of this service.
     public func gauge(_ label: String, _ dimensions: [(String, String)] = []) -> Gauge {
-        let key = label + dimensions.map { "|\($0.1)" }.joined()
-        return gauges.withLock { cache in
-            if let existing = cache[key] { return existing }
-            let made = Gauge(label: label, dimensions: [("service", service)] + dimensions)
-            cache[key] = made
-            return made
-        }
+        metric(label, dimensions) { Gauge(label: $0, dimensions: $1) }
     }
-
-    private struct TypeKey: Hashable {
-        var stream: String
-        var type: String
-        var outcome: String
-    }
-
-    private let outcomeCounters = Mutex<[TypeKey: Counter]>([:])
-    private let handlerTimers = Mutex<[TypeKey: Timer]>([:])
 
     func settled(stream: String, type: String, outcome: MessageOutcome, state: MessageState) {
-        let key = TypeKey(stream: stream, type: type, outcome: outcome.label)
-        let counter = outcomeCounters.withLock { cache in
-            if let existing = cache[key] { return existing }
-            let made = Counter(
-                label: "choreo_messages_total",
-                dimensions: [("service", service), ("stream", stream), ("type", type), ("outcome", outcome.label)])
-            cache[key] = made
-            return made
-        }
-        counter.increment()
+        counter("choreo_messages_total", [("stream", stream), ("type", type), ("outcome", outcome.label)]).increment()
         switch state {
-        case .retrying: self.counter("choreo_messages_retried_total", [("stream", stream), ("type", type)]).increment()
-        case .dead: self.counter("choreo_messages_dead_total", [("stream", stream), ("type", type)]).increment()
+        case .retrying: counter("choreo_messages_retried_total", [("stream", stream), ("type", type)]).increment()
+        case .dead: counter("choreo_messages_dead_total", [("stream", stream), ("type", type)]).increment()
         default: break
         }
     }
 
     func handlerDuration(stream: String, type: String, since start: ContinuousClock.Instant) {
-        let key = TypeKey(stream: stream, type: type, outcome: "")
-        let timer = handlerTimers.withLock { cache in
-            if let existing = cache[key] { return existing }
-            let made = Timer(
-                label: "choreo_handler_duration_seconds",
-                dimensions: [("service", service), ("stream", stream), ("type", type)],
-                preferredDisplayUnit: .seconds)
-            cache[key] = made
-            return made
-        }
-        timer.recordInterval(since: start)
+        timer("choreo_handler_duration_seconds", [("stream", stream), ("type", type)]).recordInterval(since: start)
     }
 
     func batchDuration(stream: String, since start: ContinuousClock.Instant) {

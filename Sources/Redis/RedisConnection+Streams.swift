@@ -196,16 +196,6 @@ extension RedisConnection {
         try integer(command(["XLEN", stream]), "XLEN")
     }
 
-    static func batches(_ reply: RedisReply, command: String) throws -> [StreamBatch] {
-        guard let streams = reply.array else { return [] }
-        return try streams.map { pair in
-            guard let parts = pair.array, parts.count == 2, let key = parts[0].string else {
-                throw RedisError.unexpectedReply(command: command, reply: pair.description)
-            }
-            return StreamBatch(stream: key, entries: try StreamEntry.list(parts[1]))
-        }
-    }
-
     private func integer(_ reply: RedisReply, _ command: String) throws -> Int {
         guard let value = reply.int else {
             throw RedisError.unexpectedReply(command: command, reply: reply.description)

@@ -87,7 +87,6 @@ struct RuntimeBench: ParsableCommand {
         policy.batch = batch
         policy.block = 0.5
         let definition = ServiceDefinition(name: name, schema: schema ? name : nil, policy: policy, code: "probe")
-        let topology = Topology(redisURL: options.redis, postgresURL: options.postgres, services: [definition])
         let file = NSTemporaryDirectory() + "/\(name).yml"
         try """
         version: 1
@@ -124,7 +123,6 @@ struct RuntimeBench: ParsableCommand {
                 waitpid(pid, &status, 0)
             }
         }
-        _ = topology
         var startRead = 0
         var start = ContinuousClock.now
         let deadline = Date().addingTimeInterval(300)

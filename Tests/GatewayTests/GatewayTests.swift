@@ -23,6 +23,13 @@ struct GatewayFixture {
 
     var records: String { "/v1/\(probe.name)/records" }
 
+    /// Starts a worker for the probe and waits for its heartbeat, so submits are not refused.
+    func runningWorker() async throws -> WorkerProcess {
+        let worker = try probe.startWorker()
+        try await eventually("worker heartbeat") { try probe.liveWorkers().count == 1 }
+        return worker
+    }
+
     func test<T>(_ body: @Sendable (any TestClientProtocol) async throws -> T) async throws -> T {
         let app = Application(router: gateway.router())
         return try await app.test(.router, body)
@@ -43,9 +50,8 @@ struct GatewayTests {
     func submitAndWait() async throws {
         let fixture = try GatewayFixture()
         defer { fixture.gateway.stop() }
-        let worker = try fixture.probe.startWorker()
+        let worker = try await fixture.runningWorker()
         defer { fixture.probe.stop(worker) }
-        try await eventually("worker heartbeat") { try fixture.probe.liveWorkers().count == 1 }
         try await fixture.test { client in
             let accepted = try await client.execute(
                 uri: fixture.records, method: .post, headers: json, body: body("{\"key\":\"a\",\"value\":7}"))
@@ -73,9 +79,8 @@ struct GatewayTests {
     func waitTimesOut() async throws {
         let fixture = try GatewayFixture()
         defer { fixture.gateway.stop() }
-        let worker = try fixture.probe.startWorker()
+        let worker = try await fixture.runningWorker()
         defer { fixture.probe.stop(worker) }
-        try await eventually("worker heartbeat") { try fixture.probe.liveWorkers().count == 1 }
         try await fixture.test { client in
             let accepted = try await client.execute(
                 uri: "/v1/\(fixture.probe.name)/sleeps", method: .post, headers: json,
@@ -189,9 +194,8 @@ struct GatewayTests {
     func queries() async throws {
         let fixture = try GatewayFixture()
         defer { fixture.gateway.stop() }
-        let worker = try fixture.probe.startWorker()
+        let worker = try await fixture.runningWorker()
         defer { fixture.probe.stop(worker) }
-        try await eventually("worker heartbeat") { try fixture.probe.liveWorkers().count == 1 }
         try await fixture.test { client in
             let accepted = try await client.execute(
                 uri: fixture.records, method: .post, headers: json, body: body("{\"key\":\"q\",\"value\":3}"))
