@@ -21,6 +21,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.0.0"),
         .package(url: "https://github.com/apple/swift-crypto.git", from: "3.0.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.0.0"),
+        .package(url: "https://github.com/GraphQLSwift/Graphiti.git", from: "3.0.0"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.1.0"),
     ],
     targets: [
         .systemLibrary(
@@ -59,10 +61,25 @@ let package = Package(
         ),
         .target(name: "ChoreoTesting", dependencies: ["Redis", "Postgres", "Choreo", "Probe"]),
         .target(name: "Probe", dependencies: ["Choreo", "Postgres"]),
+        // The reference system: one module per service, and the shop's cross-cutting parts
+        // (GraphQL, the consistency checker, the load run).
+        .target(name: "Users", dependencies: ["Choreo", "Postgres"]),
+        .target(name: "Inventory", dependencies: ["Choreo", "Postgres"]),
+        .target(name: "Payments", dependencies: ["Choreo", "Postgres"]),
+        .target(name: "Orders", dependencies: ["Choreo", "Postgres"]),
+        .target(
+            name: "Shop",
+            dependencies: [
+                "Choreo", "Postgres", "Gateway", "Users", "Inventory", "Payments", "Orders",
+                .product(name: "Graphiti", package: "Graphiti"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+            ]
+        ),
         .executableTarget(
             name: "choreo",
             dependencies: [
-                "Choreo", "Redis", "Postgres", "Probe", "Gateway",
+                "Choreo", "Redis", "Postgres", "Probe", "Gateway", "Shop", "Users", "Inventory", "Payments", "Orders",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -77,6 +94,7 @@ let package = Package(
             ]
         ),
         .testTarget(name: "ChoreoTests", dependencies: ["Choreo", "Probe", "ChoreoTesting", "Redis", "Postgres"]),
+        .testTarget(name: "ShopTests", dependencies: ["Shop", "Choreo", "ChoreoTesting", "Postgres", "Redis"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -66,7 +66,7 @@ public final class ConsumerLoop: Sendable {
                 let redis = try RedisConnection(url: topology.redisURL)
                 try redis.xgroupCreate(stream, group: group, startID: "0")
                 let postgres = try definition.schema.map {
-                    try PostgresConnection(url: topology.postgresURL, searchPath: [$0, "public"])
+                    try PostgresConnection(url: topology.postgresURL(for: definition), searchPath: [$0, "public"])
                 }
                 return BatchProcessor(
                     definition: definition, service: service, topology: topology, redis: redis, postgres: postgres,

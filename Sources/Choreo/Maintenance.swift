@@ -70,7 +70,7 @@ public final class Maintenance: Sendable {
             do {
                 if redis == nil { redis = try RedisConnection(url: topology.redisURL) }
                 if postgres == nil, definition.schema != nil {
-                    postgres = try PostgresConnection(url: topology.postgresURL)
+                    postgres = try PostgresConnection(url: topology.postgresURL(for: definition))
                 }
                 guard let redis else { continue }
                 if due("heartbeat", intervals.heartbeat) { try beat(redis) }

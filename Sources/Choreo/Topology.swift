@@ -17,6 +17,9 @@ public struct ServiceDefinition: Sendable, Equatable {
     /// The name of the code that implements it (default: the service name). Lets one
     /// implementation run as several services, e.g. in tests.
     public var code: String
+    /// The service's own Postgres URL (a login role allowed into its schema only), from the
+    /// `DATABASE_URL_{NAME}` environment variable; `nil` means the topology's shared URL.
+    public var postgresURL: String?
 
     /// Creates a service definition.
     public init(
@@ -140,6 +143,17 @@ public struct Topology: Sendable, Equatable {
     public static let defaultPostgresURL = "postgres://choreo:choreo@127.0.0.1:5432/choreo"
     /// The stream every command outcome is written to.
     public static let resultsStream = "choreo.results"
+
+    /// The Postgres URL the workers of `service` connect with: its own, or the shared one.
+    public func postgresURL(for service: ServiceDefinition) -> String {
+        service.postgresURL ?? postgresURL
+    }
+
+    /// The environment variable naming a service's own Postgres URL: `DATABASE_URL_{NAME}`,
+    /// upper-cased, `-` as `_`.
+    public static func postgresURLVariable(_ service: String) -> String {
+        "DATABASE_URL_" + service.uppercased().replacingOccurrences(of: "-", with: "_")
+    }
 
     /// The service named `name`.
     public func service(_ name: String) -> ServiceDefinition? {

@@ -5,7 +5,8 @@ import Foundation
 import Yams
 
 extension Topology {
-    /// Loads `path`, then applies `REDIS_URL` and `DATABASE_URL` from `environment`.
+    /// Loads `path`, then applies `REDIS_URL`, `DATABASE_URL` and each service's
+    /// `DATABASE_URL_{NAME}` from `environment`.
     public static func load(path: String, environment: [String: String] = ProcessInfo.processInfo.environment) throws
         -> Topology
     {
@@ -16,6 +17,10 @@ extension Topology {
         var topology = try parse(yaml: text, file: name)
         if let url = environment["REDIS_URL"], !url.isEmpty { topology.redisURL = url }
         if let url = environment["DATABASE_URL"], !url.isEmpty { topology.postgresURL = url }
+        for index in topology.services.indices {
+            let variable = Topology.postgresURLVariable(topology.services[index].name)
+            if let url = environment[variable], !url.isEmpty { topology.services[index].postgresURL = url }
+        }
         return topology
     }
 

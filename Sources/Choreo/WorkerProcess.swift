@@ -58,9 +58,11 @@ public final class WorkerProcess: Sendable {
         return "\(host)-\(getpid())-\(Envelope.randomHex(3))"
     }
 
-    /// Applies the runtime's and the service's migrations (under an advisory lock).
+    /// Applies the runtime's and the service's migrations (under an advisory lock). A service
+    /// with its own login role (``ServiceDefinition/postgresURL``) cannot create tables: its
+    /// migrations are `choreo migrate`'s job, run with the shared (owner) URL.
     public func migrate() throws {
-        guard let schema = definition.schema else { return }
+        guard let schema = definition.schema, definition.postgresURL == nil else { return }
         let connection = try PostgresConnection(url: topology.postgresURL)
         let applied = try RuntimeSchema.migrate(schema: schema, service: service, on: connection)
         if !applied.isEmpty { logger.info("applied migrations", metadata: ["versions": "\(applied)"]) }

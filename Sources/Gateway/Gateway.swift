@@ -22,11 +22,15 @@ public final class Gateway: Sendable {
     /// Parked long-waiters.
     public let waiters: ResultWaiters
     let logger: Logger
+    let extensions: [any GatewayExtension]
 
     /// Connects to Redis; throws when the configuration is invalid or Redis unreachable.
-    public init(topology: Topology, configuration: GatewayConfiguration = GatewayConfiguration(), logger: Logger? = nil)
-        throws
-    {
+    /// `extensions` add routes of their own (e.g. the reference system's `/graphql`).
+    public init(
+        topology: Topology, configuration: GatewayConfiguration = GatewayConfiguration(), logger: Logger? = nil,
+        extensions: [any GatewayExtension] = []
+    ) throws {
+        self.extensions = extensions
         if let problem = configuration.problems().first {
             throw Problem(.internalServerError, "Bad configuration", detail: problem)
         }
@@ -80,6 +84,8 @@ public final class Gateway: Sendable {
                 target.get(RouterPath("/" + path)) { request, context in try await self.query(route, request, context) }
             }
         }
+        let secured = router.group().add(middleware: AuthMiddleware(gateway: self))
+        for item in extensions { item.register(on: secured, gateway: self) }
         return router
     }
 
@@ -97,11 +103,6 @@ public final class Gateway: Sendable {
     func submit(_ route: RouteDefinition, _ request: Request, _ context: BasicRequestContext) async throws -> Response {
         guard let service = topology.service(route.service) else { throw Problem.notFound("unknown service") }
         let contentType = request.headers[.contentType] ?? ""
-        guard contentType.lowercased().hasPrefix("application/json") else {
-            throw Problem(
-                .unsupportedMediaType, "Unsupported media type",
-                detail: "send the body as application/json (got '\(contentType.isEmpty ? "none" : contentType)')")
-        }
         let buffer: ByteBuffer
         do {
             buffer = try await request.body.collect(upTo: configuration.maxBodyBytes)
@@ -110,8 +111,15 @@ public final class Gateway: Sendable {
                 .contentTooLarge, "Payload too large", detail: "the body is over \(configuration.maxBodyBytes) bytes")
         }
         let bytes = Data(buffer: buffer)
-        guard !bytes.isEmpty else { throw Problem.badRequest("the body is empty; send a JSON object") }
-        var value = try JSONValue.parse(bytes)
+        // A route without body fields (e.g. `POST /v1/orders/{id}/cancel`) may be sent empty.
+        let bodyless = bytes.isEmpty && route.body.isEmpty
+        guard bodyless || contentType.lowercased().hasPrefix("application/json") else {
+            throw Problem(
+                .unsupportedMediaType, "Unsupported media type",
+                detail: "send the body as application/json (got '\(contentType.isEmpty ? "none" : contentType)')")
+        }
+        guard !bytes.isEmpty || bodyless else { throw Problem.badRequest("the body is empty; send a JSON object") }
+        var value = bodyless ? JSONValue.object([:]) : try JSONValue.parse(bytes)
         let errors = BodyValidator.errors(value, fields: route.body)
         guard errors.isEmpty else {
             throw Problem.unprocessable("the body does not match \(route.method) \(route.path)", errors)
@@ -160,9 +168,28 @@ public final class Gateway: Sendable {
         for name in route.pathParameters {
             if let parameter = context.parameters.get(name) { object[name] = .string(parameter) }
         }
+        let record = try await ask(
+            route.type, service: service, data: JSONValue.object(object).text, traceparent: Self.traceparent(request))
+        switch record.status {
+        case .succeeded:
+            return Self.json(.ok, record.result ?? "null")
+        case .failed:
+            let error = record.error ?? ""
+            if error.contains("\"not_found\"") { throw Problem.notFound(Self.reason(error) ?? "not found") }
+            throw Problem.unprocessable(Self.reason(error) ?? "the query was rejected")
+        default:
+            throw Problem(.badGateway, "Query failed", detail: "\(route.service) could not answer the query")
+        }
+    }
+
+    /// Sends a query to `service` and waits (up to the query timeout) for its answer: a
+    /// terminal record (`succeeded`, or `failed` with a `not_found`/other code). Throws a 503
+    /// problem when the service cannot take it, a 504 problem on timeout.
+    public func ask(_ type: String, service: ServiceDefinition, data: String, traceparent: String? = nil)
+        async throws -> CommandRecord
+    {
         try await requireCapacity(service)
-        let envelope = Envelope(
-            type: route.type, data: JSONValue.object(object).text, traceparent: Self.traceparent(request))
+        let envelope = Envelope(type: type, data: data, traceparent: traceparent ?? Envelope.newTraceparent())
         let store = self.store
         let id = envelope.id
         let landed = await waiters.wait(for: id, timeout: configuration.queryTimeout) {
@@ -176,18 +203,28 @@ public final class Gateway: Sendable {
         guard landed, let record = try await store.command(id), record.status.isTerminal else {
             throw Problem(
                 .gatewayTimeout, "Query timed out",
-                detail: "\(route.service) did not answer within \(configuration.queryTimeout) s", retryAfter: 1)
+                detail: "\(service.name) did not answer within \(configuration.queryTimeout) s", retryAfter: 1)
         }
-        switch record.status {
-        case .succeeded:
-            return Self.json(.ok, record.result ?? "null")
-        case .failed:
-            let error = record.error ?? ""
-            if error.contains("\"not_found\"") { throw Problem.notFound(Self.reason(error) ?? "not found") }
-            throw Problem.unprocessable(Self.reason(error) ?? "the query was rejected")
-        default:
-            throw Problem(.badGateway, "Query failed", detail: "\(route.service) could not answer the query")
+        return record
+    }
+
+    /// Submits a command to `service` and waits up to `wait` seconds for its outcome; returns
+    /// the record as it then stands (possibly still `accepted`).
+    public func execute(
+        _ type: String, service: ServiceDefinition, data: String, wait: Double, traceparent: String? = nil
+    ) async throws -> CommandRecord {
+        try await requireCapacity(service)
+        let envelope = Envelope(type: type, data: data, traceparent: traceparent ?? Envelope.newTraceparent())
+        let id: String
+        switch try await store.submit(envelope, service: service, idempotencyKey: nil, fingerprint: "") {
+        case .accepted(let accepted), .replayed(let accepted), .conflict(let accepted): id = accepted
         }
+        let store = self.store
+        _ = await waiters.wait(for: id, timeout: min(wait, configuration.maxWait)) {
+            (try? await store.command(id))?.status.isTerminal ?? false
+        }
+        guard let record = try await store.command(id) else { throw Problem.notFound("command \(id) vanished") }
+        return record
     }
 
     func readiness() async throws -> Response {
@@ -260,7 +297,8 @@ public final class Gateway: Sendable {
     }
 
     /// The request's W3C traceparent when well-formed, else a new one.
-    static func traceparent(_ request: Request) -> String {
+    /// The request's W3C `traceparent` continued with a new span id, or a new trace.
+    public static func traceparent(_ request: Request) -> String {
         if let header = request.headers[HTTPField.Name("traceparent")!] {
             let parts = header.split(separator: "-")
             if parts.count == 4, parts[0].count == 2, parts[1].count == 32, parts[2].count == 16, parts[3].count == 2,

@@ -6,6 +6,7 @@ import Foundation
 import Gateway
 import Hummingbird
 import Logging
+import Shop
 
 struct GatewayCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -46,7 +47,8 @@ struct GatewayCommand: AsyncParsableCommand {
             logger.warning("no API keys configured (CHOREO_API_KEYS / CHOREO_API_KEYS_FILE): authentication is OFF")
         }
         let gateway = try Gateway(
-            topology: topology, configuration: configuration, logger: logger)
+            topology: topology, configuration: configuration, logger: logger,
+            extensions: ShopGraphQL.supports(topology) ? [ShopGraphQL()] : [])
         gateway.start()
         // On SIGTERM/SIGINT answer every long-waiter at once (202 with the current status), so
         // the server's drain does not wait out their waits.

@@ -1,4 +1,5 @@
-// `choreo migrate [service...]`: apply every service's migrations (runtime tables included).
+// `choreo migrate [service...]`: apply every service's migrations (runtime tables included) and
+// provision each service's own login role (named by `DATABASE_URL_{NAME}`).
 
 import ArgumentParser
 import Choreo
@@ -29,6 +30,11 @@ struct MigrateCommand: ParsableCommand {
             let code = try ServiceCatalog.require(definition)
             let applied = try RuntimeSchema.migrate(schema: schema, service: code, on: connection)
             print("\(definition.name): schema \(schema) " + (applied.isEmpty ? "up to date" : "applied \(applied)"))
+            if let url = definition.postgresURL {
+                let role = try ServiceRole(url: url)
+                try role.provision(schema: schema, on: connection)
+                print("\(definition.name): role \(role.name) may use schema \(schema) only")
+            }
         }
     }
 }

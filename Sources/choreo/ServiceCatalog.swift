@@ -1,7 +1,11 @@
 // ServiceCatalog: the service implementations linked into this binary, by code name.
 
 import Choreo
+import Inventory
+import Orders
+import Payments
 import Probe
+import Users
 
 /// The services this binary can run. A topology service runs the code named by its `code`
 /// key (default: its name).
@@ -9,6 +13,10 @@ enum ServiceCatalog {
     static func service(for definition: ServiceDefinition) -> Service? {
         switch definition.code {
         case "probe": return Probe.service(name: definition.name)
+        case "users": return Users.service(name: definition.name)
+        case "inventory": return Inventory.service(name: definition.name)
+        case "payments": return Payments.service(name: definition.name)
+        case "orders": return Orders.service(name: definition.name)
         default: return nil
         }
     }

@@ -1,0 +1,11 @@
+// GatewayExtension: the seam through which a system adds routes of its own to the generic
+// gateway (e.g. the reference system's GraphQL endpoint), using the gateway's submit and ask.
+
+import Hummingbird
+
+/// Routes added to the gateway's router. An extension calls ``Gateway/execute(_:service:data:wait:traceparent:)``
+/// and ``Gateway/ask(_:service:data:traceparent:)`` rather than touching Redis.
+public protocol GatewayExtension: Sendable {
+    /// Adds the extension's routes to `router` (a group behind the gateway's authentication).
+    func register(on router: RouterGroup<BasicRequestContext>, gateway: Gateway)
+}

@@ -1,0 +1,241 @@
+// Orders: the orders service of the reference system. Keeps a profile per user (from
+// UserCreated), takes orders (event-sourced: `order_events` is the truth, `orders` the
+// projection for reads) and drives the saga's outcome: it turns StockRejected, PaymentSucceeded
+// and PaymentFailed into OrderConfirmed or OrderCancelled and the command's result.
+
+import Choreo
+import Foundation
+import Postgres
+
+/// The orders service.
+///
+/// Commands (on `orders.commands`):
+/// - `PlaceOrder {userId, items, checkout?}`: an order whose id is the command id, for a user
+///   with a profile (else `failed`, `unknown_user`). With `checkout` (the default) it is
+///   placed at once (`OrderPlaced`) and the command's result is the saga's verdict; with
+///   `checkout: false` it stays open and the result is the open order.
+/// - `AddItemToOrder {id, productId, quantity}`: while the order is open.
+/// - `CheckoutOrder {id}`: places an open order; the result is the saga's verdict.
+/// - `CancelOrder {id}`: cancels an open or confirmed order (`OrderCancelled`; a confirmed
+///   one is restocked and refunded by inventory and payments).
+/// - `GetOrder {id}`, `ListUserOrders {id}`: reads from the projection.
+///
+/// Events it reacts to: `UserCreated` (`users.events`) -> profile + `UserProfileCreated`;
+/// `StockRejected` (`inventory.events`), `PaymentSucceeded` / `PaymentFailed`
+/// (`payments.events`) -> `OrderConfirmed` / `OrderCancelled`.
+public enum Orders {
+    struct UserCreated: Codable {
+        var userId: String
+        var email: String
+        var name: String
+    }
+
+    struct ProfileOutcome: Codable {
+        var userId: String
+        var error: String?
+    }
+
+    struct PlaceOrder: Codable {
+        var userId: String
+        var items: [OrderItem]?
+        var checkout: Bool?
+    }
+
+    struct AddItem: Codable {
+        var id: String
+        var productId: String
+        var quantity: Int
+    }
+
+    struct ByID: Codable {
+        var id: String
+    }
+
+    struct Verdict: Codable {
+        var orderId: String
+        var reason: String?
+        var lines: [OrderLine]?
+        var amountCents: Int?
+    }
+
+    /// `OrderPlaced`, `OrderConfirmed`, `OrderCancelled` on `orders.events`.
+    public struct OrderFact: Codable, Sendable {
+        public var orderId: String
+        public var userId: String
+        public var items: [OrderItem]
+        public var totalCents: Int?
+        public var reason: String?
+    }
+
+    struct Listing: Codable {
+        var orders: [Order]
+    }
+
+    /// The schema's migrations.
+    public static let migrations = [
+        Migration(
+            version: 1, name: "orders",
+            sql: """
+                CREATE TABLE profiles (
+                    user_id uuid PRIMARY KEY,
+                    email text NOT NULL,
+                    name text NOT NULL,
+                    created_at timestamptz NOT NULL DEFAULT now()
+                );
+                CREATE TABLE order_events (
+                    order_id uuid NOT NULL,
+                    version int NOT NULL,
+                    type text NOT NULL,
+                    data jsonb NOT NULL,
+                    message_id text NOT NULL,
+                    at timestamptz NOT NULL DEFAULT now(),
+                    PRIMARY KEY (order_id, version)
+                );
+                CREATE TABLE orders (
+                    id uuid PRIMARY KEY,
+                    user_id uuid NOT NULL,
+                    status text NOT NULL,
+                    total_cents bigint,
+                    version int NOT NULL,
+                    doc jsonb NOT NULL,
+                    created_at timestamptz NOT NULL DEFAULT now(),
+                    updated_at timestamptz NOT NULL DEFAULT now()
+                );
+                CREATE INDEX orders_user ON orders (user_id, created_at DESC);
+                CREATE INDEX orders_status ON orders (status) WHERE status IN ('open', 'pending');
+                """)
+    ]
+
+    /// The service's code, under `name`.
+    public static func service(name: String = "orders") -> Service {
+        var service = Service(name: name, migrations: migrations)
+        service.on("UserCreated", createProfile)
+        service.on("PlaceOrder", place)
+        service.on("AddItemToOrder") { context in
+            let command = try context.payload(AddItem.self)
+            guard command.quantity > 0 else {
+                return try context.reject("quantity must be positive", code: "invalid_quantity")
+            }
+            try decide(context, orderID: command.id, reply: true) {
+                $0.addItem(OrderItem(productId: command.productId, quantity: command.quantity))
+            }
+        }
+        service.on("CheckoutOrder") { context in
+            try decide(context, orderID: try context.payload(ByID.self).id, reply: false) { $0.checkout() }
+        }
+        service.on("CancelOrder") { context in
+            try decide(context, orderID: try context.payload(ByID.self).id, reply: true) { $0.cancel() }
+        }
+        service.on("StockRejected") { context in
+            let verdict = try context.payload(Verdict.self)
+            try decide(context, orderID: verdict.orderId, reply: true, cancelCode: "stock_rejected") {
+                $0.settle(.cancelled(reason: verdict.reason ?? "stock rejected"))
+            }
+        }
+        service.on("PaymentFailed") { context in
+            let verdict = try context.payload(Verdict.self)
+            try decide(context, orderID: verdict.orderId, reply: true, cancelCode: "payment_failed") {
+                $0.settle(.cancelled(reason: verdict.reason ?? "payment failed"))
+            }
+        }
+        service.on("PaymentSucceeded") { context in
+            let verdict = try context.payload(Verdict.self)
+            try decide(context, orderID: verdict.orderId, reply: true) {
+                $0.settle(.confirmed(lines: verdict.lines ?? [], totalCents: verdict.amountCents ?? 0))
+            }
+        }
+        service.on("GetOrder") { context in
+            let id = try context.payload(ByID.self).id
+            guard UUID(uuidString: id) != nil,
+                let row = try context.query("SELECT doc::text AS doc FROM orders WHERE id = $1::uuid", [id]).first
+            else { return try context.reject("no order \(id)", code: "not_found") }
+            try context.succeed(try row.decodeJSON(Order.self, "doc"))
+        }
+        service.on("ListUserOrders") { context in
+            let id = try context.payload(ByID.self).id
+            guard UUID(uuidString: id) != nil,
+                try context.query("SELECT 1 FROM profiles WHERE user_id = $1::uuid", [id]).first != nil
+            else { return try context.reject("no user \(id)", code: "not_found") }
+            let rows = try context.query(
+                "SELECT doc::text AS doc FROM orders WHERE user_id = $1::uuid ORDER BY created_at DESC, id LIMIT 200",
+                [id])
+            try context.succeed(Listing(orders: try rows.rows.map { try $0.decodeJSON(Order.self, "doc") }))
+        }
+        return service
+    }
+
+    /// The seed's UserProfileCreated / UserProfileCreationFailed step.
+    static func createProfile(_ context: MessageContext) throws {
+        let event = try context.payload(UserCreated.self)
+        let inserted = try context.query(
+            "INSERT INTO profiles (user_id, email, name) VALUES ($1::uuid, $2, $3) ON CONFLICT DO NOTHING RETURNING user_id",
+            [event.userId, event.email, event.name])
+        if inserted.first != nil {
+            try context.publish("UserProfileCreated", ProfileOutcome(userId: event.userId))
+        } else {
+            try context.publish(
+                "UserProfileCreationFailed", ProfileOutcome(userId: event.userId, error: "a profile already exists"))
+        }
+    }
+
+    static func place(_ context: MessageContext) throws {
+        let command = try context.payload(PlaceOrder.self)
+        let items = command.items ?? []
+        guard UUID(uuidString: command.userId) != nil,
+            try context.query("SELECT 1 FROM profiles WHERE user_id = $1::uuid", [command.userId]).first != nil
+        else { return try context.reject("unknown user \(command.userId)", code: "unknown_user") }
+        if let bad = items.first(where: { $0.quantity <= 0 }) {
+            return try context.reject("quantity of \(bad.productId) must be positive", code: "invalid_quantity")
+        }
+        let checkout = command.checkout ?? true
+        if checkout && items.isEmpty { return try context.reject("the order has no items", code: "empty_order") }
+        var events: [OrderEvent] = [.created(userId: command.userId, items: items)]
+        if checkout { events.append(.placed) }
+        let order = try OrderStore.append(events, to: Order(id: context.envelope.id), context: context)
+        if checkout {
+            try context.publish("OrderPlaced", fact(order))
+        } else {
+            try context.succeed(order, type: "OrderCreated")
+        }
+    }
+
+    /// Loads the order, asks `decision` what to do, appends, publishes and replies.
+    /// `reply`: whether the result of this message is the order (false for a checkout, whose
+    /// result is the saga's verdict).
+    static func decide(
+        _ context: MessageContext, orderID: String, reply: Bool, cancelCode: String = "order_cancelled",
+        _ decision: (Order) -> Order.Decision
+    ) throws {
+        guard UUID(uuidString: orderID) != nil, let order = try OrderStore.load(orderID, context: context) else {
+            return try context.reject("no order \(orderID)", code: "not_found")
+        }
+        switch decision(order) {
+        case .ignore:
+            context.logger.info("order already settled; event ignored", metadata: ["order": "\(orderID)"])
+        case .refuse(let code, let reason):
+            try context.reject(reason, code: code)
+        case .append(let events):
+            let next = try OrderStore.append(events, to: order, context: context)
+            for event in events {
+                switch event {
+                case .placed: try context.publish("OrderPlaced", fact(next))
+                case .confirmed: try context.publish("OrderConfirmed", fact(next))
+                case .cancelled: try context.publish("OrderCancelled", fact(next))
+                case .created, .itemAdded: break
+                }
+            }
+            guard reply else { return }
+            if next.status == .cancelled, order.status == .pending {
+                try context.reject(next.reason ?? "cancelled", code: cancelCode, type: "OrderCancelled")
+            } else {
+                try context.succeed(next, type: events.last?.type)
+            }
+        }
+    }
+
+    static func fact(_ order: Order) -> OrderFact {
+        OrderFact(
+            orderId: order.id, userId: order.userId, items: order.items, totalCents: order.totalCents,
+            reason: order.reason)
+    }
+}
