@@ -80,6 +80,11 @@ final class BatchProcessor {
                 continue
             }
             guard let handler = service.handler(for: envelope.type) else {
+                if stream != definition.commandStream {
+                    settled.append((entry.id, envelope.type, .ignored, .acked))
+                    acks.append(entry.id)
+                    continue
+                }
                 let reason = "unknown message type '\(envelope.type)' for service '\(definition.name)'"
                 deadCommands += publisher.deadLetterCommands(
                     entry: entry, stream: stream, consumer: consumer, deliveries: delivery.attempt, reason: reason,

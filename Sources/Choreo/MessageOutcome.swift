@@ -9,6 +9,9 @@ public enum MessageOutcome: Sendable, Equatable {
     case duplicate
     /// The handler recorded a business rejection (a `failed` result): a normal outcome.
     case rejected
+    /// An event of a type the service has no handler for, on a stream it subscribes to (a
+    /// stream carries every event of its publisher): acknowledged without effect.
+    case ignored
     /// A transient failure: retry later.
     case failed(String)
     /// The message can never succeed: undecodable, unknown type, or the handler said poison.
@@ -20,6 +23,7 @@ public enum MessageOutcome: Sendable, Equatable {
         case .handled: return "handled"
         case .duplicate: return "duplicate"
         case .rejected: return "rejected"
+        case .ignored: return "ignored"
         case .failed: return "failed"
         case .poison: return "poison"
         }
@@ -42,7 +46,7 @@ public enum MessageState: Sendable, Equatable {
         -> MessageState
     {
         switch outcome {
-        case .handled, .duplicate, .rejected:
+        case .handled, .duplicate, .rejected, .ignored:
             return .acked
         case .poison(let reason):
             return .dead(reason: reason)

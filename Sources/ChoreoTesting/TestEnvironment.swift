@@ -19,6 +19,12 @@ public enum TestEnvironment {
         ProcessInfo.processInfo.environment["CHOREO_TEST_WORKDIR"] ?? NSTemporaryDirectory()
     }
 
+    /// The repository's root folder (this file is `Sources/ChoreoTesting/` in it).
+    public static var repositoryRoot: String {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().path
+    }
+
     /// A name no other test uses: `prefix_` plus random lowercase letters and digits, valid
     /// as a Redis key prefix and a Postgres identifier.
     public static func uniqueName(_ prefix: String = "t") -> String {

@@ -12,7 +12,7 @@ struct ChoreoCommand: AsyncParsableCommand {
         abstract: "Choreographed microservices on Redis Streams and Postgres.",
         subcommands: [
             WorkerCommand.self, GatewayCommand.self, UpCommand.self, MigrateCommand.self, OpenAPICommand.self,
-            BenchCommand.self,
+            BenchCommand.self, CheckCommand.self, LoadCommand.self,
         ])
 }
 

@@ -1,4 +1,5 @@
 import Choreo
+import ChoreoTesting
 import Foundation
 import Redis
 import Testing
@@ -64,11 +65,7 @@ struct LifecycleTests {
 }
 
 enum TestPaths {
-    static var repositoryRoot: String {
-        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent()
-            .path
-    }
+    static var repositoryRoot: String { TestEnvironment.repositoryRoot }
 
     static func write(_ text: String) -> String {
         let path = NSTemporaryDirectory() + "/topology-\(UUID().uuidString).yml"

@@ -1,0 +1,94 @@
+// ShopSystem: the whole reference system for end-to-end tests: `choreo migrate` (with a login
+// role per service) then `choreo up` (gateway and every worker pool as real processes) on the
+// repository's streams.yml, started once per test process and stopped when it exits.
+
+import Choreo
+import Foundation
+
+/// The reference system running for the tests, started on first use.
+public final class ShopSystem: Sendable {
+    /// The gateway's base URL.
+    public let base: String
+    /// The environment the system runs with (URLs, per-service database URLs).
+    public let environment: [String: String]
+    /// The topology file.
+    public let topologyPath: String
+    /// The pid of `choreo up`.
+    public let pid: pid_t
+
+    /// The system shared by every test of the process.
+    public static let shared = Task { try await ShopSystem.start() }
+
+    /// The Postgres URL of `service`'s own login role.
+    public func serviceDatabaseURL(_ service: String) -> String {
+        environment[Topology.postgresURLVariable(service)]!
+    }
+
+    init(base: String, environment: [String: String], topologyPath: String, pid: pid_t) {
+        self.base = base
+        self.environment = environment
+        self.topologyPath = topologyPath
+        self.pid = pid
+    }
+
+    static func start() async throws -> ShopSystem {
+        let topologyPath = TestEnvironment.repositoryRoot + "/streams.yml"
+        var environment = ProcessInfo.processInfo.environment
+        environment["REDIS_URL"] = TestEnvironment.redisURL
+        environment["DATABASE_URL"] = TestEnvironment.databaseURL
+        environment["LOG_LEVEL"] = "warning"
+        environment["CHOREO_API_KEYS"] = nil
+        environment["CHOREO_API_KEYS_FILE"] = nil
+        let prefix = TestEnvironment.uniqueName("shop")
+        guard var components = URLComponents(string: TestEnvironment.databaseURL) else {
+            throw TimeoutError(what: "a parsable CHOREO_TEST_DATABASE_URL", seconds: 0, lastError: nil)
+        }
+        for service in ["users", "orders", "inventory", "payments"] {
+            components.user = "\(prefix)_\(service)"
+            components.password = TestEnvironment.uniqueName("pw")
+            environment[Topology.postgresURLVariable(service)] = components.string!
+        }
+        let migrate = try ChildProcess.spawn(
+            TestEnvironment.choreoBinary, ["migrate", "--topology", topologyPath], environment: environment)
+        guard try await waitForExit(migrate, timeout: 120) == 0 else {
+            throw TimeoutError(what: "choreo migrate to succeed", seconds: 120, lastError: nil)
+        }
+        let port = try freePort()
+        let pid = try ChildProcess.spawn(
+            TestEnvironment.choreoBinary, ["up", "--port", String(port), "--topology", topologyPath],
+            environment: environment)
+        ChildReaper.register(pid)
+        let system = ShopSystem(
+            base: "http://127.0.0.1:\(port)", environment: environment, topologyPath: topologyPath, pid: pid)
+        try await eventually("the shop's gateway to be ready", timeout: 90) {
+            guard let response = try? httpGet(port: port, path: "/readyz") else { return false }
+            return response.hasPrefix("HTTP/1.1 200")
+        }
+        return system
+    }
+}
+
+/// Processes started by tests and stopped (SIGTERM, then SIGKILL) when the test process exits.
+public enum ChildReaper {
+    private static let lock = NSLock()
+    nonisolated(unsafe) private static var pids: [pid_t] = []
+
+    /// Stops `pid` when the test process exits.
+    public static func register(_ pid: pid_t) {
+        lock.withLock {
+            if pids.isEmpty { atexit { ChildReaper.stopAll() } }
+            pids.append(pid)
+        }
+    }
+
+    static func stopAll() {
+        let all = lock.withLock { pids }
+        for pid in all { kill(pid, SIGTERM) }
+        let deadline = Date().addingTimeInterval(10)
+        for pid in all {
+            var status: Int32 = 0
+            while waitpid(pid, &status, WNOHANG) == 0, Date() < deadline { usleep(20_000) }
+            kill(pid, SIGKILL)
+        }
+    }
+}
