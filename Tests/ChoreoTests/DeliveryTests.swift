@@ -107,6 +107,22 @@ struct DeliveryTests {
         try await eventually("nothing pending") { try probe.pendingCount() == 0 }
     }
 
+    @Test("an event type without a handler on a subscribed stream is acknowledged and skipped, not dead")
+    func unhandledEventOnSubscription() async throws {
+        let probe = try ProbeHarness()
+        let events = probe.name + "-feed.events"
+        probe.topology.services[0].subscribes = [events]
+        let worker = try probe.startWorker()
+        defer { probe.stop(worker) }
+        try probe.redis.xadd(events, fields: Envelope(type: "SomethingElseHappened", data: "{}").fields)
+        try probe.redis.xadd(events, fields: Envelope(type: "Record", data: "{\"key\":\"feed\",\"value\":7}").fields)
+        try await eventually("the handled event recorded") { try probe.recordCount() == 1 }
+        try await eventually("nothing pending on the subscription") {
+            try probe.redis.xpendingSummary(events, group: probe.name).count == 0
+        }
+        #expect(try probe.deadLetters().isEmpty)
+    }
+
     @Test("a business rejection is a failed result, acknowledged, not retried")
     func rejection() async throws {
         let probe = try ProbeHarness()
