@@ -193,6 +193,9 @@ final class BatchProcessor {
 
     private struct OptimisticAbort: Error {}
 
+    private lazy var lockTimeout = PostgresStatement(
+        "SET LOCAL lock_timeout = '\(max(1, Int(definition.policy.batchLockTimeout * 1000)))ms'")
+
     private func transactOptimistically(stream: String, items: [Item], postgres: PostgresConnection, schema: String)
         throws
         -> ([Handled], [OutboxMessage])
@@ -204,20 +207,39 @@ final class BatchProcessor {
             var results: [Handled] = []
             var published: [OutboxMessage] = []
             for item in items {
-                do {
-                    let (result, messages) = try transact(
-                        stream: stream, items: [item], postgres: postgres, schema: schema)
-                    results += result
-                    published += messages
-                } catch let error as SingleFailure {
-                    results.append(Handled(outcome: .failed(error.message), emissions: []))
+                var tries = 0
+                while true {
+                    tries += 1
+                    do {
+                        let (result, messages) = try transact(
+                            stream: stream, items: [item], postgres: postgres, schema: schema)
+                        results += result
+                        published += messages
+                    } catch let error as SingleFailure {
+                        // A lost race (deadlock, serialization failure, a concurrent append to
+                        // the same version) is retried at once a few times: it is not the
+                        // message's fault, and should not count as a failed delivery.
+                        if error.concurrency, tries < 4 {
+                            usleep(UInt32.random(in: 1_000...(5_000 * UInt32(tries))))
+                            continue
+                        }
+                        results.append(Handled(outcome: .failed(error.message), emissions: []))
+                    }
+                    break
                 }
             }
             return (results, published)
         }
     }
 
-    private struct SingleFailure: Error { var message: String }
+    private struct SingleFailure: Error {
+        var message: String
+        var concurrency = false
+    }
+
+    /// SQLSTATEs of lost races: deadlock, serialization failure, lock timeout, unique violation
+    /// (an optimistic-concurrency append that lost).
+    static let concurrencyStates: Set<String> = ["40P01", "40001", "55P03", "23505"]
 
     /// One transaction for `items`: inbox rows, handlers, queued writes, outbox rows, commit.
     private func transact(stream: String, items: [Item], postgres: PostgresConnection, schema: String) throws
@@ -227,18 +249,21 @@ final class BatchProcessor {
             if postgres.inTransaction { _ = try? postgres.execute("ROLLBACK") }
             if error.isConnectionError { throw error }
             if items.count > 1 { throw OptimisticAbort() }
-            throw SingleFailure(message: "\(error)")
+            throw SingleFailure(
+                message: "\(error)", concurrency: error.sqlState.map(Self.concurrencyStates.contains) ?? false)
         }
         let envelopes = items.map(\.envelope)
-        let opening = try postgres.pipeline([
-            PostgresStatement("BEGIN"),
-            PostgresStatement(
-                RuntimeSchema.inboxInsert(schema),
-                [
-                    envelopes.map(\.id), envelopes.map { _ in stream }, envelopes.map(\.type),
-                    envelopes.map(\.correlation),
-                ]),
-        ])
+        var begin = [PostgresStatement("BEGIN")]
+        if items.count > 1 { begin.append(lockTimeout) }
+        let opening = try postgres.pipeline(
+            begin + [
+                PostgresStatement(
+                    RuntimeSchema.inboxInsert(schema),
+                    [
+                        envelopes.map(\.id), envelopes.map { _ in stream }, envelopes.map(\.type),
+                        envelopes.map(\.correlation),
+                    ])
+            ])
         var fresh = Set<String>()
         for result in opening {
             switch result {

@@ -22,6 +22,11 @@ public struct ServicePolicy: Sendable, Equatable {
     public var inboxRetention: Double = 7 * 24 * 3600
     /// Group lag above which the gateway answers 503 instead of enqueueing, if set.
     public var maxLag: Int?
+    /// How long a batch transaction waits for a row lock before it gives up and the batch is
+    /// handled message by message (short transactions), in seconds. Batches hold their row locks
+    /// until they commit, so two processes updating the same hot rows (e.g. a product's stock)
+    /// would otherwise wait on each other, or deadlock and wait out Postgres's detector.
+    public var batchLockTimeout: Double = 0.05
 
     /// The defaults.
     public init() {}
@@ -44,6 +49,9 @@ public struct ServicePolicy: Sendable, Equatable {
         }
         if claimIdle <= 0 { problems.append(("claim_idle", "must be positive (got \(claimIdle)s)")) }
         if shutdownTimeout <= 0 { problems.append(("shutdown_timeout", "must be positive (got \(shutdownTimeout)s)")) }
+        if batchLockTimeout <= 0 {
+            problems.append(("batch_lock_timeout", "must be positive (got \(batchLockTimeout)s)"))
+        }
         if processes < 1 { problems.append(("processes", "must be at least 1 (got \(processes))")) }
         if maxLength < 1000 { problems.append(("maxlen", "must be at least 1000 (got \(maxLength))")) }
         if inboxRetention < claimIdle * 10 {

@@ -176,7 +176,7 @@ private struct TopologyReader {
         var policy = base
         let keys: Set<String> = [
             "batch", "block", "max_deliveries", "backoff", "claim_idle", "shutdown_timeout", "processes", "maxlen",
-            "inbox_retention", "max_lag",
+            "inbox_retention", "max_lag", "batch_lock_timeout",
         ]
         for (key, value) in try mapping(node, path, allowed: keys) {
             let at = "\(path).\(key)"
@@ -190,6 +190,7 @@ private struct TopologyReader {
             case "maxlen": policy.maxLength = try int(value, at)
             case "inbox_retention": policy.inboxRetention = try duration(value, at)
             case "max_lag": policy.maxLag = try int(value, at)
+            case "batch_lock_timeout": policy.batchLockTimeout = try duration(value, at)
             default:
                 for (name, item) in try mapping(value, at, allowed: ["initial", "max", "multiplier", "jitter"]) {
                     switch name {

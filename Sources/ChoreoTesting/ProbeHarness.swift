@@ -189,3 +189,38 @@ extension ProbeHarness {
         return self
     }
 }
+
+/// What a finished `choreo` command printed and its exit status.
+public struct CommandRun: Sendable {
+    /// The exit status.
+    public var status: Int32
+    /// Standard output.
+    public var output: String
+    /// Standard error.
+    public var errors: String
+
+    /// Standard output parsed as JSON.
+    public var json: Any? { try? JSONSerialization.jsonObject(with: Data(output.utf8)) }
+}
+
+/// Runs `choreo arguments...` to completion (at most `timeout` seconds) with the test servers'
+/// URLs in its environment, capturing its output.
+public func runChoreo(
+    _ arguments: [String], environment extra: [String: String] = [:], timeout: Double = 60
+) async throws -> CommandRun {
+    let base = TestEnvironment.workDirectory + "/run-" + TestEnvironment.uniqueName("out")
+    func quote(_ text: String) -> String { "'" + text.replacingOccurrences(of: "'", with: "'\\''") + "'" }
+    let line =
+        "exec " + ([TestEnvironment.choreoBinary] + arguments).map(quote).joined(separator: " ")
+        + " >\(quote(base + ".out")) 2>\(quote(base + ".err")) </dev/null"
+    var environment = ProcessInfo.processInfo.environment
+    environment["REDIS_URL"] = TestEnvironment.redisURL
+    environment["DATABASE_URL"] = TestEnvironment.databaseURL
+    environment["LOG_LEVEL"] = "warning"
+    for (key, value) in extra { environment[key] = value }
+    let pid = try ChildProcess.spawn("/bin/sh", ["-c", line], environment: environment)
+    let status = try await waitForExit(pid, timeout: timeout) ?? -1
+    let output = (try? String(contentsOfFile: base + ".out", encoding: .utf8)) ?? ""
+    let errors = (try? String(contentsOfFile: base + ".err", encoding: .utf8)) ?? ""
+    return CommandRun(status: status, output: output, errors: errors)
+}

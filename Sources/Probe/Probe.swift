@@ -11,6 +11,8 @@ import Postgres
 /// - `RecordNow {key, value}`: the same with an immediate query (reads back the row).
 /// - `FailTimes {key, value, times}`: throws on the first `times` deliveries, then records
 ///   the attempt number as the value.
+/// - `FailWhileBlocked {key, value}`: throws while a row with that key is in `blocks` (a
+///   transient failure a test can switch off), then records.
 /// - `AlwaysFail`: always throws `deliberate failure`.
 /// - `Reject {reason}`: a business rejection.
 /// - `Sleep {key, value, ms}`: sleeps, then records.
@@ -51,7 +53,8 @@ public enum Probe {
                         CREATE TABLE records (
                             message_id text PRIMARY KEY, key text NOT NULL, value bigint NOT NULL, handled_by text NOT NULL
                         );
-                        """)
+                        """),
+                Migration(version: 2, name: "blocks", sql: "CREATE TABLE blocks (key text PRIMARY KEY);"),
             ])
         service.on("Record") { context in
             let row = try context.payload(Row.self)
@@ -70,6 +73,13 @@ public enum Probe {
             let spec = try context.payload(Times.self)
             if context.attempt <= spec.times { throw ProbeError.deliberate(attempt: context.attempt) }
             try record(context, Row(key: spec.key, value: context.attempt))
+        }
+        service.on("FailWhileBlocked") { context in
+            let row = try context.payload(Row.self)
+            if try context.query("SELECT 1 FROM blocks WHERE key = $1", [row.key]).first != nil {
+                throw ProbeError.blocked(row.key)
+            }
+            try record(context, row)
         }
         service.on("AlwaysFail") { context in
             throw ProbeError.deliberate(attempt: context.attempt)
@@ -117,10 +127,12 @@ public enum Probe {
 
     enum ProbeError: Error, CustomStringConvertible {
         case deliberate(attempt: Int)
+        case blocked(String)
         case readBack
         var description: String {
             switch self {
             case .deliberate(let attempt): return "deliberate failure on attempt \(attempt)"
+            case .blocked(let key): return "key '\(key)' is blocked (a transient failure)"
             case .readBack: return "read-back mismatch"
             }
         }

@@ -12,7 +12,8 @@ struct ChoreoCommand: AsyncParsableCommand {
         abstract: "Choreographed microservices on Redis Streams and Postgres.",
         subcommands: [
             WorkerCommand.self, GatewayCommand.self, UpCommand.self, MigrateCommand.self, OpenAPICommand.self,
-            BenchCommand.self, CheckCommand.self, LoadCommand.self,
+            BenchCommand.self, CheckCommand.self, LoadCommand.self, DLQCommand.self, StatusCommand.self,
+            TraceCommand.self,
         ])
 }
 

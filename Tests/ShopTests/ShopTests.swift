@@ -86,6 +86,40 @@ struct ShopTests {
         #expect(try await client.get("/v1/orders/\(outcome.id)").json["status"] as? String == "cancelled")
     }
 
+    @Test("choreo trace shows a cancelled order's saga in order, compensations included")
+    func traceOfCancelledOrder() async throws {
+        let system = try await ShopSystem.shared.value
+        let client = try await Self.client()
+        let user = try await Self.user(client, funds: 100)
+        let widget = try await Self.product(client, price: 250, stock: 5)
+        let outcome = try await client.run("/v1/orders", Self.order(user, [(widget, 2)]))
+        #expect(outcome.status == "failed")
+        var types: [String] = []
+        var run: CommandRun?
+        try await eventually("the compensation in the trace", timeout: 20) {
+            run = try await runChoreo(
+                ["trace", outcome.id, "--json", "--topology", system.topologyPath], environment: system.environment)
+            let steps = (run?.json as? [String: Any])?["steps"] as? [[String: Any]] ?? []
+            types = steps.compactMap { $0["type"] as? String }
+            return types.contains("StockReleased")
+        }
+        #expect(run?.status == 0)
+        #expect(
+            types == [
+                "PlaceOrder", "OrderPlaced", "StockReserved", "PaymentFailed", "OrderCancelled", "StockReleased",
+            ],
+            "\(types)")
+        let steps = (run?.json as? [String: Any])?["steps"] as? [[String: Any]] ?? []
+        let placed = steps.first { $0["type"] as? String == "OrderPlaced" }
+        let handlings = placed?["handlings"] as? [[String: Any]] ?? []
+        let inventory = handlings.first { $0["service"] as? String == "inventory" }
+        #expect(inventory?["outcome"] as? String == "handled")
+        let text = try await runChoreo(
+            ["trace", outcome.id, "--topology", system.topologyPath], environment: system.environment)
+        #expect(text.output.contains("PlaceOrder is failed"))
+        #expect(text.output.contains("insufficient funds"))
+    }
+
     @Test("out of stock: the order is cancelled, nothing is charged")
     func outOfStock() async throws {
         let client = try await Self.client()
