@@ -155,6 +155,23 @@ public final class DeadLetterSet {
         return id
     }
 
+    /// Replays letters in chunks: one pipeline re-adds a chunk, the next deletes it (never a
+    /// delete before its re-add succeeded). Calls `progress` with the count done after each chunk.
+    public func replay(_ letters: [DeadLetter], chunk: Int = 200, progress: (Int) -> Void = { _ in }) throws {
+        var done = 0
+        for start in stride(from: 0, to: letters.count, by: chunk) {
+            let part = letters[start..<min(start + chunk, letters.count)]
+            try redis.pipelineCheckingErrors(
+                part.map { letter in
+                    ["XADD", service.commandStream, "MAXLEN", "~", String(service.policy.maxLength), "*"]
+                        + Self.replayFields(letter).flatMap { [$0.name, $0.value] }
+                })
+            _ = try redis.xdel(service.deadStream, ids: part.map(\.entry.id))
+            done += part.count
+            progress(done)
+        }
+    }
+
     /// Deletes letters; returns how many were deleted.
     @discardableResult
     public func purge(_ ids: [String]) throws -> Int {

@@ -193,7 +193,17 @@ extension DLQCommand {
             var replayed = 0
             var failures: [String] = []
             let progress = Progress(total: letters.count, enabled: stdoutIsTerminal && !json)
-            for letter in letters {
+            if rate == nil {
+                do {
+                    try set.replay(letters) { done in
+                        replayed = done
+                        progress.update(done)
+                    }
+                } catch {
+                    failures.append("after \(replayed) replayed: \(error)")
+                }
+            }
+            for letter in letters where rate != nil {
                 if let rate, rate > 0 {
                     let due = started.addingTimeInterval(Double(replayed + failures.count) / rate)
                     if due > Date() { Thread.sleep(until: due) }
