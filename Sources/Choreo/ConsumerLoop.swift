@@ -63,7 +63,7 @@ public final class ConsumerLoop: Sendable {
         var delay = 0.1
         while state.readsMore {
             do {
-                let redis = try RedisConnection(url: topology.redisURL)
+                let redis = try RedisConnection(url: topology.redisURL(for: definition))
                 try redis.xgroupCreate(stream, group: group, startID: "0")
                 let postgres = try definition.schema.map {
                     try PostgresConnection(url: topology.postgresURL(for: definition), searchPath: [$0, "public"])

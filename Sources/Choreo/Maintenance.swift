@@ -68,7 +68,7 @@ public final class Maintenance: Sendable {
         }
         while isRunning {
             do {
-                if redis == nil { redis = try RedisConnection(url: topology.redisURL) }
+                if redis == nil { redis = try RedisConnection(url: topology.redisURL(for: definition)) }
                 if postgres == nil, definition.schema != nil {
                     postgres = try PostgresConnection(url: topology.postgresURL(for: definition))
                 }

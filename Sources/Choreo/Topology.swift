@@ -20,6 +20,9 @@ public struct ServiceDefinition: Sendable, Equatable {
     /// The service's own Postgres URL (a login role allowed into its schema only), from the
     /// `DATABASE_URL_{NAME}` environment variable; `nil` means the topology's shared URL.
     public var postgresURL: String?
+    /// The service's own Redis URL (an ACL user allowed only its streams and keys), from the
+    /// `REDIS_URL_{NAME}` environment variable; `nil` means the topology's shared URL.
+    public var redisURL: String?
 
     /// Creates a service definition.
     public init(
@@ -147,6 +150,16 @@ public struct Topology: Sendable, Equatable {
     /// The Postgres URL the workers of `service` connect with: its own, or the shared one.
     public func postgresURL(for service: ServiceDefinition) -> String {
         service.postgresURL ?? postgresURL
+    }
+
+    /// The Redis URL the workers of `service` connect with: its own, or the shared one.
+    public func redisURL(for service: ServiceDefinition) -> String {
+        service.redisURL ?? redisURL
+    }
+
+    /// The environment variable naming a service's own Redis URL: `REDIS_URL_{NAME}`.
+    public static func redisURLVariable(_ service: String) -> String {
+        "REDIS_URL_" + service.uppercased().replacingOccurrences(of: "-", with: "_")
     }
 
     /// The environment variable naming a service's own Postgres URL: `DATABASE_URL_{NAME}`,

@@ -6,7 +6,7 @@ import Yams
 
 extension Topology {
     /// Loads `path`, then applies `REDIS_URL`, `DATABASE_URL` and each service's
-    /// `DATABASE_URL_{NAME}` from `environment`.
+    /// `DATABASE_URL_{NAME}` and `REDIS_URL_{NAME}` from `environment`.
     public static func load(path: String, environment: [String: String] = ProcessInfo.processInfo.environment) throws
         -> Topology
     {
@@ -20,6 +20,8 @@ extension Topology {
         for index in topology.services.indices {
             let variable = Topology.postgresURLVariable(topology.services[index].name)
             if let url = environment[variable], !url.isEmpty { topology.services[index].postgresURL = url }
+            let redisVariable = Topology.redisURLVariable(topology.services[index].name)
+            if let url = environment[redisVariable], !url.isEmpty { topology.services[index].redisURL = url }
         }
         return topology
     }

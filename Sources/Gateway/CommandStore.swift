@@ -95,7 +95,7 @@ public final class CommandStore: Sendable {
 
     static let submitScript = RedisScript(
         """
-        local idem = KEYS[3]
+        local idem = KEYS[3] or ''
         local fingerprint = redis.sha1hex(ARGV[7])
         if idem ~= '' then
           local previous = redis.call('HMGET', idem, 'command', 'fingerprint')
@@ -121,10 +121,10 @@ public final class CommandStore: Sendable {
     public func submit(_ envelope: Envelope, service: ServiceDefinition, idempotencyKey: String?, fingerprint: String)
         async throws -> SubmitOutcome
     {
-        let keys = [
-            Topology.commandKey(envelope.id), service.commandStream,
-            idempotencyKey.map { Topology.idempotencyKey("\(service.name):\($0)") } ?? "",
-        ]
+        // Two keys without an idempotency key (an empty key name would fail ACL key checks).
+        let keys =
+            [Topology.commandKey(envelope.id), service.commandStream]
+            + (idempotencyKey.map { [Topology.idempotencyKey("\(service.name):\($0)")] } ?? [])
         let arguments =
             [
                 envelope.id, envelope.type, service.name, String(envelope.at), String(Int(topology.commandTTL)),

@@ -24,7 +24,11 @@ struct GatewayCommand: AsyncParsableCommand {
     func run() async throws {
         bootstrapLogging()
         signal(SIGPIPE, SIG_IGN)
-        let topology = try options.load()
+        var topology = try options.load()
+        // The gateway's own Redis user (least privilege, see `choreo acl`), if configured.
+        if let url = ProcessInfo.processInfo.environment[RedisACL.gatewayURLVariable], !url.isEmpty {
+            topology.redisURL = url
+        }
         var configuration = GatewayConfiguration()
         configuration.host = host
         configuration.port = port

@@ -1,0 +1,64 @@
+// RedisACL: least-privilege Redis users derived from the topology: each service may touch only
+// its own streams, the streams it consumes and publishes, its heartbeats and the results; the
+// gateway only the commands streams, results, command records, idempotency and rate-limit keys,
+// and heartbeats (never a dead stream). `choreo acl` prints or applies them.
+
+import Foundation
+import Redis
+
+/// Redis ACL rules (the arguments of `ACL SETUSER name ...` after the name and password).
+public enum RedisACL {
+    /// The environment variable with the gateway's own Redis URL.
+    public static let gatewayURLVariable = "REDIS_URL_GATEWAY"
+
+    /// Commands every Choreo connection needs.
+    static let base = ["+ping", "+select", "+auth", "+hello", "+client|setname", "+info"]
+
+    /// The rules of a service's worker user.
+    public static func serviceRules(_ service: ServiceDefinition, topology: Topology) -> [String] {
+        var keys = [service.commandStream, service.eventStream, service.deadStream, Topology.resultsStream]
+        keys += service.subscribes + service.publishes
+        keys += ["choreo:command:*", Topology.workersKey(service.name)]
+        for target in topology.services where service.publishes.contains(target.commandStream) {
+            keys.append(target.commandStream)
+        }
+        var unique: [String] = []
+        for key in keys where !unique.contains(key) { unique.append(key) }
+        return unique.map { "~" + $0 } + base + [
+            "+xreadgroup", "+xack", "+xadd", "+xclaim", "+xautoclaim", "+xpending", "+xgroup|create",
+            "+xgroup|delconsumer", "+xinfo|groups", "+xinfo|consumers", "+xinfo|stream", "+xlen", "+xrange",
+            "+xrevrange", "+hset", "+hdel", "+hgetall", "+expire", "+multi", "+exec",
+        ]
+    }
+
+    /// The rules of the gateway's user.
+    public static func gatewayRules(_ topology: Topology) -> [String] {
+        let keys =
+            topology.services.map(\.commandStream) + [
+                Topology.resultsStream, "choreo:command:*", "choreo:idempotency:*", "choreo:ratelimit:*",
+                "choreo:workers:*",
+            ]
+        return keys.map { "~" + $0 } + base + [
+            "+evalsha", "+eval", "+script|load", "+xadd", "+xread", "+xinfo|groups", "+xinfo|stream", "+xlen",
+            "+hgetall", "+hget", "+hmget", "+hset", "+expire", "+time", "+get", "+set",
+        ]
+    }
+
+    /// `ACL SETUSER user reset on >password rules...`: replaces the user's rules.
+    public static func apply(user: String, password: String, rules: [String], on redis: RedisConnection) throws {
+        let reply = try redis.command(["ACL", "SETUSER", user, "reset", "on", ">" + password] + rules)
+        if let error = reply.errorMessage { throw RedisError.server(command: "ACL SETUSER", message: error) }
+    }
+
+    /// The user and password of a `redis://user:password@host` URL.
+    public static func credentials(_ url: String) throws -> (user: String, password: String) {
+        let configuration = try RedisConfiguration(url: url)
+        guard let user = configuration.username, !user.isEmpty, user != "default", let password = configuration.password
+        else {
+            throw RedisError.server(
+                command: "ACL",
+                message: "the URL \(configuration) names no ACL user and password (redis://user:password@host)")
+        }
+        return (user, password)
+    }
+}
