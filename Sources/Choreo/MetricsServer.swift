@@ -6,7 +6,8 @@ import Logging
 import Metrics
 import Prometheus
 
-/// Serves `GET /metrics` in the Prometheus text format from a registry, one request at a time.
+/// Serves `GET /metrics` in the Prometheus text format from a registry (and `GET /healthz`), one
+/// request at a time.
 public final class MetricsServer: Sendable {
     /// The registry that is exported.
     public let registry: PrometheusCollectorRegistry
@@ -80,6 +81,11 @@ public final class MetricsServer: Sendable {
                     Array(
                         "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: \(body.count)\r\nConnection: close\r\n\r\n"
                             .utf8) + body
+            } else if line.hasPrefix("GET /healthz") {
+                // Liveness for container health checks and Kubernetes probes.
+                response = Array(
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 15\r\nConnection: close\r\n\r\n{\"status\":\"ok\"}"
+                        .utf8)
             } else {
                 response = Array("HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".utf8)
             }

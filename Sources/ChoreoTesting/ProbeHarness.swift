@@ -199,6 +199,13 @@ public struct CommandRun: Sendable {
     /// Standard error.
     public var errors: String
 
+    /// A finished run.
+    public init(status: Int32, output: String, errors: String) {
+        self.status = status
+        self.output = output
+        self.errors = errors
+    }
+
     /// Standard output parsed as JSON.
     public var json: Any? { try? JSONSerialization.jsonObject(with: Data(output.utf8)) }
 }

@@ -18,7 +18,7 @@ struct ACLCommand: ParsableCommand {
             trace) keep the admin URL.
             """)
 
-    @Flag(help: "Apply the users to Redis (needs every URL with a user and password).") var apply = false
+    @Flag(help: "Apply the users whose URL is set (a user and password each) to Redis.") var apply = false
     @OptionGroup var options: TopologyOptions
 
     func run() throws {
@@ -44,7 +44,10 @@ struct ACLCommand: ParsableCommand {
             }
             print("ACL SETUSER \(user) reset on >*** " + rules.joined(separator: " "))
             if let redis {
-                guard let password else { throw Exit.usage("--apply needs \(variable) with a user and password") }
+                guard let password else {
+                    print("  skipped: \(variable) is not set, so that role keeps the shared REDIS_URL")
+                    continue
+                }
                 do {
                     try RedisACL.apply(user: user, password: password, rules: rules, on: redis)
                 } catch {
@@ -52,6 +55,6 @@ struct ACLCommand: ParsableCommand {
                 }
             }
         }
-        if apply { print("applied \(users.count) users") }
+        if apply { print("applied the users of every URL set") }
     }
 }
