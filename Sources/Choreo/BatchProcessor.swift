@@ -67,6 +67,16 @@ final class BatchProcessor {
                 acks.append(entry.id)
                 continue
             }
+            let size = entry.fields.reduce(0) { $0 + $1.name.utf8.count + $1.value.utf8.count }
+            if size > definition.policy.maxMessageBytes {
+                let reason = "message of \(size) bytes is over max_message_bytes (\(definition.policy.maxMessageBytes))"
+                deadCommands += publisher.deadLetterCommands(
+                    entry: entry, stream: stream, consumer: consumer, deliveries: delivery.attempt, reason: reason,
+                    envelope: nil)
+                settled.append((entry.id, entry["type"] ?? "", .poison(reason), .dead(reason: reason)))
+                acks.append(entry.id)
+                continue
+            }
             let envelope: Envelope
             do {
                 envelope = try Envelope(entry: entry)

@@ -27,6 +27,9 @@ public struct ServicePolicy: Sendable, Equatable {
     /// until they commit, so two processes updating the same hot rows (e.g. a product's stock)
     /// would otherwise wait on each other, or deadlock and wait out Postgres's detector.
     public var batchLockTimeout: Double = 0.05
+    /// Messages larger than this (all fields, in bytes) are poison: dead-lettered unread, so a
+    /// runaway producer cannot make a worker parse megabytes.
+    public var maxMessageBytes: Int = 1 << 20
 
     /// The defaults.
     public init() {}
@@ -51,6 +54,9 @@ public struct ServicePolicy: Sendable, Equatable {
         if shutdownTimeout <= 0 { problems.append(("shutdown_timeout", "must be positive (got \(shutdownTimeout)s)")) }
         if batchLockTimeout <= 0 {
             problems.append(("batch_lock_timeout", "must be positive (got \(batchLockTimeout)s)"))
+        }
+        if maxMessageBytes < 1024 {
+            problems.append(("max_message_bytes", "must be at least 1024 (got \(maxMessageBytes))"))
         }
         if processes < 1 { problems.append(("processes", "must be at least 1 (got \(processes))")) }
         if maxLength < 1000 { problems.append(("maxlen", "must be at least 1000 (got \(maxLength))")) }

@@ -22,6 +22,8 @@ public struct LoadRun: Sendable {
         public var unknownProductShare = 0.02
         /// Longest wait for one order's verdict.
         public var verdictTimeout = 60.0
+        /// How long a refused or failed submit is retried (same Idempotency-Key).
+        public var submitRetry = 0.0
 
         /// The default plan.
         public init() {}
@@ -35,6 +37,10 @@ public struct LoadRun: Sendable {
         public var cancelled: [String: Int] = [:]
         public var failed: [String: Int] = [:]
         public var undecided = 0
+        /// Orders whose submit was refused or failed (never accepted: not a loss).
+        public var notAccepted = 0
+        /// Orders whose command was dead-lettered.
+        public var dead = 0
         public var errors = 0
         public var firstErrors: [String] = []
         public var seconds = 0.0
@@ -113,20 +119,7 @@ public struct LoadRun: Sendable {
                 let wait = scheduled.timeIntervalSinceNow
                 if wait > 0 { try await Task.sleep(nanoseconds: UInt64(wait * 1e9)) }
                 let body = orderBody(fixture)
-                group.addTask {
-                    do {
-                        let outcome = try await client.run("/v1/orders", body, timeout: plan.verdictTimeout)
-                        let latency = Date().timeIntervalSince(scheduled) * 1000
-                        let code = (outcome.error?["code"] as? String) ?? ""
-                        switch outcome.status {
-                        case "succeeded": return ("confirmed", latency, nil)
-                        case "failed": return (code.isEmpty ? "failed" : code, latency, nil)
-                        default: return ("undecided", nil, "order \(outcome.id) is \(outcome.status)")
-                        }
-                    } catch {
-                        return ("error", nil, "\(error)")
-                    }
-                }
+                group.addTask { await place(body, scheduled: scheduled) }
             }
             var outcomes: [(String, Double?, String?)] = []
             for try await outcome in group { outcomes.append(outcome) }
@@ -142,18 +135,60 @@ public struct LoadRun: Sendable {
             case "confirmed": report.confirmed += 1
             case "stock_rejected", "payment_failed": report.cancelled[kind, default: 0] += 1
             case "undecided": report.undecided += 1
+            case "not accepted": report.notAccepted += 1
+            case "dead": report.dead += 1
             case "error": report.errors += 1
             default: report.failed[kind, default: 0] += 1
             }
-            if kind != "error" && kind != "undecided" { report.accepted += 1 }
+            if !["error", "not accepted"].contains(kind) { report.accepted += 1 }
             if let error, report.firstErrors.count < 5 { report.firstErrors.append(error) }
         }
-        report.ordersPerSecond = Double(report.accepted) / report.seconds
+        report.ordersPerSecond = Double(report.accepted - report.undecided) / report.seconds
         for (name, quantile) in [("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("p999", 0.999)] {
             report.latencyMs[name] = Double(histogram.valueAtPercentile(quantile * 100)) / 1000
         }
         report.latencyMs["max"] = Double(histogram.max) / 1000
         return report
+    }
+
+    /// Places one order as a careful client does: the submit is retried (same Idempotency-Key,
+    /// so a submit that landed is not placed twice) while the gateway is unreachable or
+    /// refuses, for up to `submitRetry` seconds; the result is polled until it is terminal,
+    /// retrying through errors, for up to the verdict timeout.
+    func place(_ body: String, scheduled: Date) async -> (String, Double?, String?) {
+        let key = "load-" + UUID().uuidString
+        let submitDeadline = Date().addingTimeInterval(plan.submitRetry)
+        var id: String?
+        var lastError = ""
+        while id == nil {
+            do {
+                id = try await client.submit("/v1/orders", body, idempotencyKey: key)
+            } catch {
+                lastError = "\(error)"
+                guard Date() < submitDeadline else { return ("not accepted", nil, lastError) }
+                try? await Task.sleep(nanoseconds: 200_000_000)
+            }
+        }
+        let deadline = Date().addingTimeInterval(plan.verdictTimeout)
+        while Date() < deadline {
+            do {
+                let outcome = try await client.outcome(id!, timeout: min(30, deadline.timeIntervalSinceNow))
+                let latency = Date().timeIntervalSince(scheduled) * 1000
+                let code = (outcome.error?["code"] as? String) ?? ""
+                switch outcome.status {
+                case "succeeded": return ("confirmed", latency, nil)
+                case "failed": return (code.isEmpty ? "failed" : code, latency, nil)
+                case "dead": return ("dead", latency, "order \(id!) dead: \(outcome.reply.body)")
+                default:
+                    lastError = "order \(id!) is \(outcome.status) (HTTP \(outcome.reply.status))"
+                    if outcome.reply.status >= 400 { try? await Task.sleep(nanoseconds: 200_000_000) }
+                }
+            } catch {
+                lastError = "\(error)"
+                try? await Task.sleep(nanoseconds: 200_000_000)
+            }
+        }
+        return ("undecided", nil, "order \(id!) undecided after \(Int(plan.verdictTimeout)) s: \(lastError)")
     }
 
     func orderBody(_ fixture: Fixture) -> String {

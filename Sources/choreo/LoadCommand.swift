@@ -20,6 +20,8 @@ struct LoadCommand: AsyncParsableCommand {
     @Option(help: "Orders offered per second.") var rate = 200.0
     @Option(help: "Users to create.") var users = 40
     @Option(help: "Products to create.") var products = 20
+    @Option(help: "Seconds a refused or failed submit is retried (same Idempotency-Key).") var submitRetry = 0.0
+    @Option(help: "Seconds to wait for each order's verdict.") var verdictTimeout = 60.0
     @Flag(help: "Run the consistency checker after the run (needs the topology's Postgres URL).") var check = false
     @Flag(help: "Print the report as JSON.") var json = false
     @OptionGroup var options: TopologyOptions
@@ -30,6 +32,8 @@ struct LoadCommand: AsyncParsableCommand {
         plan.rate = rate
         plan.users = users
         plan.products = products
+        plan.submitRetry = submitRetry
+        plan.verdictTimeout = verdictTimeout
         let key =
             apiKey
             ?? ProcessInfo.processInfo.environment["CHOREO_API_KEYS"]?.split(separator: ",").first.flatMap {
@@ -45,7 +49,7 @@ struct LoadCommand: AsyncParsableCommand {
             FileHandle.standardError.write(Data("choreo load: \(error)\n".utf8))
             throw ExitCode(2)
         }
-        var ok = report.errors == 0 && report.undecided == 0
+        var ok = report.errors == 0 && report.undecided == 0 && report.dead == 0
         var checkReport: ConsistencyChecker.Report?
         if check {
             let topology = try options.load()
@@ -72,7 +76,8 @@ struct LoadCommand: AsyncParsableCommand {
             print(
                 "offered \(report.offered) at \(rate)/s in \(String(format: "%.1f", report.seconds)) s: "
                     + "\(report.confirmed) confirmed, cancelled \(report.cancelled), failed \(report.failed), "
-                    + "\(report.undecided) undecided, \(report.errors) errors")
+                    + "\(report.undecided) undecided, \(report.dead) dead, \(report.notAccepted) not accepted, "
+                    + "\(report.errors) errors")
             let latency = ["p50", "p90", "p99", "p999", "max"].map {
                 "\($0) \(String(format: "%.1f", report.latencyMs[$0] ?? 0))"
             }

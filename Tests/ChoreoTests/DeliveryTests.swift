@@ -107,6 +107,19 @@ struct DeliveryTests {
         try await eventually("nothing pending") { try probe.pendingCount() == 0 }
     }
 
+    @Test("a message over max_message_bytes is poison, dead-lettered unread")
+    func oversized() async throws {
+        let probe = try ProbeHarness()
+        let worker = try probe.startWorker()
+        defer { probe.stop(worker) }
+        try probe.send("Record", "{\"key\":\"" + String(repeating: "x", count: 1_100_000) + "\",\"value\":1}")
+        try probe.send("Record", "{\"key\":\"small\",\"value\":2}")
+        try await eventually("the small one recorded, the big one dead", timeout: 20) {
+            try probe.recordCount() == 1 && probe.deadLetters().count == 1
+        }
+        #expect(try probe.deadLetters()[0].errorText.contains("over max_message_bytes"))
+    }
+
     @Test("an event type without a handler on a subscribed stream is acknowledged and skipped, not dead")
     func unhandledEventOnSubscription() async throws {
         let probe = try ProbeHarness()
