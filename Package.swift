@@ -78,10 +78,20 @@ let package = Package(
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ]
         ),
+        .target(
+            name: "Console",
+            dependencies: [
+                "Choreo", "Gateway", "Redis", "Postgres",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
         .executableTarget(
             name: "choreo",
             dependencies: [
-                "Choreo", "Redis", "Postgres", "Probe", "Gateway", "Shop", "Users", "Inventory", "Payments", "Orders",
+                "Choreo", "Redis", "Postgres", "Probe", "Gateway", "Shop", "Console", "Users", "Inventory", "Payments",
+                "Orders",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -99,7 +109,7 @@ let package = Package(
         .testTarget(
             name: "ShopTests",
             dependencies: [
-                "Shop", "Choreo", "ChoreoTesting", "Postgres", "Redis",
+                "Shop", "Console", "Gateway", "Choreo", "ChoreoTesting", "Postgres", "Redis",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ]),
     ],

@@ -54,10 +54,11 @@ public struct SagaTrace: Codable, Sendable {
         let record = try redis.command(["HGETALL", Topology.commandKey(correlation)]).fieldMap.compactMapValues(
             \.string)
         let command = record.isEmpty ? nil : record
-        let start =
-            (record["submittedAt"].flatMap { Int64($0) } ?? (Envelope.nowMilliseconds() - Int64(window * 1000)))
-            - 1000
-        let end = start + Int64(window * 1000)
+        let now = Envelope.nowMilliseconds()
+        let submitted = record["submittedAt"].flatMap { Int64($0) }
+        // From the submission (or `window` ago) to `window` later (or now).
+        let start = (submitted ?? (now - Int64(window * 1000))) - 1000
+        let end = submitted.map { $0 + Int64(window * 1000) } ?? (now + 1000)
         var streams: [String] = []
         for service in topology.services {
             for stream in [service.commandStream, service.eventStream] + service.publishes + service.subscribes

@@ -88,7 +88,8 @@ public struct SystemStatus: Codable, Sendable {
             var streams: [Stream] = []
             var problems: [String] = []
             for name in definition.consumedStreams {
-                let group = try redis.xinfoGroups(name).first { $0.name == definition.name }
+                // A stream nobody has written to or grouped yet does not exist: no group, length 0.
+                let group = (try? redis.xinfoGroups(name))?.first { $0.name == definition.name }
                 let length = try redis.xlen(name)
                 let summary = group == nil ? nil : try redis.xpendingSummary(name, group: definition.name)
                 let consumers =

@@ -13,6 +13,9 @@ public struct APIKey: Sendable, Equatable {
     public var digest: [UInt8]
     /// Path prefixes it may use; empty allows every route.
     public var routes: [String]
+    /// The `admin` scope: operator actions in the console (replay, purge). Written as the
+    /// word `admin` among the prefixes (`ops:secret:admin` or `ops:secret:/console|admin`).
+    public var isAdmin: Bool = false
 
     /// Whether the key may call `path`.
     public func allows(_ path: String) -> Bool {
@@ -28,7 +31,7 @@ public struct APIKeyring: Sendable, Equatable {
     /// An empty keyring (authentication off).
     public init() { keys = [] }
 
-    /// Parses `name:secret[:/prefix|/prefix]` entries separated by commas or newlines (the format
+    /// Parses `name:secret[:/prefix|/prefix|admin]` entries separated by commas or newlines (the format
     /// of `CHOREO_API_KEYS` and of a keys file). Secrets are hashed at once and not kept.
     public init(spec: String) throws {
         keys = []
@@ -42,8 +45,10 @@ public struct APIKeyring: Sendable, Equatable {
                         "API key entry '\(parts.first ?? "")' must be name:secret[:/prefix|...] with a secret of 16+ characters"
                 )
             }
-            let routes = parts.count > 2 ? parts[2].split(separator: "|").map(String.init) : []
-            keys.append(APIKey(name: parts[0], digest: Self.digest(parts[1]), routes: routes))
+            var routes = parts.count > 2 ? parts[2].split(separator: "|").map(String.init) : []
+            let isAdmin = routes.contains("admin")
+            routes.removeAll { $0 == "admin" }
+            keys.append(APIKey(name: parts[0], digest: Self.digest(parts[1]), routes: routes, isAdmin: isAdmin))
         }
     }
 

@@ -85,7 +85,10 @@ public final class Gateway: Sendable {
             }
         }
         let secured = router.group().add(middleware: AuthMiddleware(gateway: self))
-        for item in extensions { item.register(on: secured, gateway: self) }
+        for item in extensions {
+            item.register(on: secured, gateway: self)
+            item.registerPublic(on: router, gateway: self)
+        }
         return router
     }
 

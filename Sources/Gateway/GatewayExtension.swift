@@ -8,4 +8,15 @@ import Hummingbird
 public protocol GatewayExtension: Sendable {
     /// Adds the extension's routes to `router` (a group behind the gateway's authentication).
     func register(on router: RouterGroup<BasicRequestContext>, gateway: Gateway)
+
+    /// Adds routes that do their own authentication (e.g. the console's cookie sessions).
+    func registerPublic(on router: Router<BasicRequestContext>, gateway: Gateway)
+}
+
+extension GatewayExtension {
+    /// No public routes by default.
+    public func registerPublic(on router: Router<BasicRequestContext>, gateway: Gateway) {}
+
+    /// No authenticated routes by default.
+    public func register(on router: RouterGroup<BasicRequestContext>, gateway: Gateway) {}
 }

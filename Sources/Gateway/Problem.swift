@@ -71,8 +71,12 @@ public struct Problem: Error, HTTPResponseError, Sendable {
         return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: out)))
     }
 
-    static func badRequest(_ detail: String) -> Problem { Problem(.badRequest, "Malformed request", detail: detail) }
-    static func notFound(_ detail: String) -> Problem { Problem(.notFound, "Not found", detail: detail) }
+    /// 400.
+    public static func badRequest(_ detail: String) -> Problem {
+        Problem(.badRequest, "Malformed request", detail: detail)
+    }
+    /// 404.
+    public static func notFound(_ detail: String) -> Problem { Problem(.notFound, "Not found", detail: detail) }
     static func unprocessable(_ detail: String, _ errors: [FieldError] = []) -> Problem {
         Problem(.unprocessableContent, "Validation failed", detail: detail, errors: errors)
     }

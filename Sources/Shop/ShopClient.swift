@@ -51,17 +51,19 @@ public final class ShopClient: Sendable {
         var configuration = HTTPClient.Configuration()
         configuration.connectionPool = .init(idleTimeout: .seconds(30), concurrentHTTP1ConnectionsPerHostSoftLimit: 512)
         configuration.timeout = .init(connect: .seconds(60), read: .seconds(90))
+        configuration.redirectConfiguration = .disallow
         return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
     }()
 
     /// Sends a request; `body` is sent as JSON.
     public func request(
-        _ method: HTTPMethod, _ path: String, body: String? = nil, headers: [(String, String)] = []
+        _ method: HTTPMethod, _ path: String, body: String? = nil, headers: [(String, String)] = [],
+        contentType: String = "application/json"
     ) async throws -> Reply {
         var request = HTTPClientRequest(url: base + path)
         request.method = method
         if let body {
-            request.headers.add(name: "content-type", value: "application/json")
+            request.headers.add(name: "content-type", value: contentType)
             request.body = .bytes(ByteBuffer(string: body))
         }
         if let apiKey { request.headers.add(name: "authorization", value: "Bearer \(apiKey)") }

@@ -2,6 +2,7 @@
 
 import ArgumentParser
 import Choreo
+import Console
 import Foundation
 import Gateway
 import Hummingbird
@@ -25,6 +26,7 @@ struct GatewayCommand: AsyncParsableCommand {
         bootstrapLogging()
         signal(SIGPIPE, SIG_IGN)
         var topology = try options.load()
+        let operatorRedisURL = topology.redisURL
         // The gateway's own Redis user (least privilege, see `choreo acl`), if configured.
         if let url = ProcessInfo.processInfo.environment[RedisACL.gatewayURLVariable], !url.isEmpty {
             topology.redisURL = url
@@ -52,7 +54,13 @@ struct GatewayCommand: AsyncParsableCommand {
         }
         let gateway = try Gateway(
             topology: topology, configuration: configuration, logger: logger,
-            extensions: ShopGraphQL.supports(topology) ? [ShopGraphQL()] : [])
+            extensions: (ShopGraphQL.supports(topology) ? [ShopGraphQL()] : []) + [
+                try Console(
+                    topology: topology, redisURL: operatorRedisURL, postgresURL: topology.postgresURL,
+                    handles: { [topology] service, type in
+                        topology.service(service).flatMap(ServiceCatalog.service(for:))?.handler(for: type) != nil
+                    })
+            ])
         gateway.start()
         // On SIGTERM/SIGINT answer every long-waiter at once (202 with the current status), so
         // the server's drain does not wait out their waits.
