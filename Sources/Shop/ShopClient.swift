@@ -34,7 +34,8 @@ public final class ShopClient: Sendable {
         public var reply: Reply
     }
 
-    let base: String
+    /// The gateway's base URL.
+    public let base: String
     let apiKey: String?
     let http: HTTPClient
 

@@ -148,3 +148,25 @@ struct ConsoleTests {
         #expect(command.body.contains("\(probe.name): handled"))
     }
 }
+
+extension ConsoleTests {
+    @Test("in headless Chromium: sign in, replay a dead letter from the page, see the count drop; screenshot")
+    func browser() async throws {
+        let (probe, client) = try await Self.system()
+        _ = try Self.deadLetters(probe)
+        let screenshot =
+            ProcessInfo.processInfo.environment["CHOREO_ARTIFACTS_DIR"].map { $0 + "/console.png" }
+            ?? TestEnvironment.repositoryRoot + "/.build/artifacts/console.png"
+        let script = TestEnvironment.repositoryRoot + "/ops/console-browser-test.py"
+        let output = TestEnvironment.workDirectory + "/" + TestEnvironment.uniqueName("browser") + ".out"
+        let line =
+            "exec python3 '\(script)' '\(client.base)' '\(probe.name)' 'console-admin-secret-1' '\(screenshot)' 'Record' >'\(output)' 2>&1"
+        let pid = try ChildProcess.spawn("/bin/sh", ["-c", line])
+        let status = try await waitForExit(pid, timeout: 120)
+        let printed = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
+        #expect(status == 0, "\(printed)")
+        #expect(printed.contains("dead letters after: 1"), "\(printed)")
+        #expect(FileManager.default.fileExists(atPath: screenshot))
+        #expect(try probe.recordCount() == 1, "the replayed command took effect")
+    }
+}
