@@ -67,40 +67,34 @@ final class BatchProcessor {
                 acks.append(entry.id)
                 continue
             }
-            let size = entry.fields.reduce(0) { $0 + $1.name.utf8.count + $1.value.utf8.count }
-            if size > definition.policy.maxMessageBytes {
-                let reason = "message of \(size) bytes is over max_message_bytes (\(definition.policy.maxMessageBytes))"
+            /// Poison: dead-lettered at once and acknowledged.
+            func poison(_ reason: String, _ envelope: Envelope?) {
                 deadCommands += publisher.deadLetterCommands(
                     entry: entry, stream: stream, consumer: consumer, deliveries: delivery.attempt, reason: reason,
-                    envelope: nil)
-                settled.append((entry.id, entry["type"] ?? "", .poison(reason), .dead(reason: reason)))
+                    envelope: envelope)
+                settled.append(
+                    (entry.id, envelope?.type ?? entry["type"] ?? "", .poison(reason), .dead(reason: reason)))
                 acks.append(entry.id)
+            }
+            let size = entry.fields.reduce(0) { $0 + $1.name.utf8.count + $1.value.utf8.count }
+            if size > definition.policy.maxMessageBytes {
+                poison("message of \(size) bytes is over max_message_bytes (\(definition.policy.maxMessageBytes))", nil)
                 continue
             }
             let envelope: Envelope
             do {
                 envelope = try Envelope(entry: entry)
             } catch {
-                let reason = "undecodable envelope: \(error)"
-                deadCommands += publisher.deadLetterCommands(
-                    entry: entry, stream: stream, consumer: consumer, deliveries: delivery.attempt, reason: reason,
-                    envelope: nil)
-                settled.append((entry.id, entry["type"] ?? "", .poison(reason), .dead(reason: reason)))
-                acks.append(entry.id)
+                poison("undecodable envelope: \(error)", nil)
                 continue
             }
             guard let handler = service.handler(for: envelope.type) else {
                 if stream != definition.commandStream {
                     settled.append((entry.id, envelope.type, .ignored, .acked))
                     acks.append(entry.id)
-                    continue
+                } else {
+                    poison("unknown message type '\(envelope.type)' for service '\(definition.name)'", envelope)
                 }
-                let reason = "unknown message type '\(envelope.type)' for service '\(definition.name)'"
-                deadCommands += publisher.deadLetterCommands(
-                    entry: entry, stream: stream, consumer: consumer, deliveries: delivery.attempt, reason: reason,
-                    envelope: envelope)
-                settled.append((entry.id, envelope.type, .poison(reason), .dead(reason: reason)))
-                acks.append(entry.id)
                 continue
             }
             items.append(Item(delivery: delivery, envelope: envelope, handler: handler))

@@ -18,14 +18,8 @@ struct ConsoleTests {
         let environment = ["CHOREO_API_KEYS": "\(admin),\(viewer)"]
         let worker = try probe.spawnChoreo(["worker", probe.name, "--topology", path], extraEnvironment: environment)
         ChildReaper.register(worker)
-        let port = try freePort()
-        let gateway = try probe.spawnChoreo(
-            ["gateway", "--port", String(port), "--topology", path], extraEnvironment: environment)
-        ChildReaper.register(gateway)
-        try await eventually("the gateway up", timeout: 30) {
-            (try? httpGet(port: port, path: "/healthz"))?.hasPrefix("HTTP/1.1 200") ?? false
-        }
-        return (probe, ShopClient(base: "http://127.0.0.1:\(port)"))
+        let gateway = try await probe.spawnGateway(topology: path, environment: environment)
+        return (probe, ShopClient(base: "http://127.0.0.1:\(gateway.port)"))
     }
 
     static func login(_ client: ShopClient, _ key: String) async throws -> String {

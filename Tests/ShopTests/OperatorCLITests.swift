@@ -42,9 +42,7 @@ struct OperatorCLITests {
         #expect(run.status == 0, "\(run.errors)")
         #expect(run.output.contains("replayed 2 of 2"), "\(run.output)")
 
-        let port = try freePort()
-        let gateway = try probe.spawnChoreo(["gateway", "--port", String(port), "--topology", path])
-        ChildReaper.register(gateway)
+        let (gateway, port) = try await probe.spawnGateway(topology: path)
         try await eventually("the command succeeded, seen through the gateway", timeout: 30) {
             guard let response = try? httpGet(port: port, path: "/v1/commands/\(message.id)") else { return false }
             return response.contains("\"status\":\"succeeded\"")

@@ -66,10 +66,7 @@ struct RedisACLTests {
 
         let worker = try probe.spawnChoreo(["worker", probe.name, "--topology", path], extraEnvironment: environment)
         ChildReaper.register(worker)
-        let port = try freePort()
-        let gatewayProcess = try probe.spawnChoreo(
-            ["gateway", "--port", String(port), "--topology", path], extraEnvironment: environment)
-        ChildReaper.register(gatewayProcess)
+        let (gatewayProcess, port) = try await probe.spawnGateway(topology: path, environment: environment)
         try await eventually("the gateway ready under its ACL user", timeout: 30) {
             (try? httpGet(port: port, path: "/readyz"))?.hasPrefix("HTTP/1.1 200") ?? false
         }
