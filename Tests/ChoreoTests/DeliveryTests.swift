@@ -107,6 +107,45 @@ struct DeliveryTests {
         try await eventually("nothing pending") { try probe.pendingCount() == 0 }
     }
 
+    @Test("fuzz: random and truncated envelopes all end in the dead stream with a reason; the worker survives")
+    func fuzzedEnvelopes() async throws {
+        let probe = try ProbeHarness()
+        let worker = try probe.startWorker()
+        defer { probe.stop(worker) }
+        func random(_ length: Int) -> String {
+            String((0..<length).map { _ in "abcdefghijklmnopqrstuvwxyz{}[]\":,0123456789 \\".randomElement()! })
+        }
+        let total = 300
+        for index in 0..<total {
+            let valid = Envelope(type: "Record", data: "{\"key\":\"k\",\"value\":\(index)}").fields
+            func replacing(_ name: String, _ value: String) -> [StreamField] {
+                valid.map { $0.name == name ? StreamField(name, value) : $0 }
+            }
+            let data = valid.first { $0.name == "data" }!.value
+            let fields: [StreamField]
+            switch index % 6 {
+            case 0: fields = valid.filter { $0.name != ["id", "type", "data"][index / 6 % 3] }
+            case 1: fields = replacing("data", String(data.prefix(Int.random(in: 0..<data.count))))
+            case 2:
+                let bytes = (0..<Int.random(in: 1...200)).map { _ in UInt8.random(in: 0...255) }
+                fields = replacing("data", String(decoding: bytes, as: UTF8.self))
+            case 3:
+                fields = (0..<Int.random(in: 1...6)).map { _ in
+                    StreamField("f" + random(4), random(Int.random(in: 0...40)))
+                }
+            case 4: fields = replacing("data", "{\"key\":\(index),\"value\":\"\(random(5))\"}")
+            default: fields = replacing("type", "Fuzz\(index)")
+            }
+            try probe.sendRaw(fields)
+        }
+        try await eventually("every fuzzed message dead", timeout: 60) { try probe.deadLetters().count == total }
+        #expect(try probe.deadLetters().allSatisfy { !$0.errorText.isEmpty })
+        try await eventually("nothing pending") { try probe.pendingCount() == 0 }
+        #expect(try probe.recordCount() == 0)
+        try probe.send("Record", "{\"key\":\"after\",\"value\":1}")
+        try await eventually("the worker still handles good messages") { try probe.recordCount() == 1 }
+    }
+
     @Test("a message over max_message_bytes is poison, dead-lettered unread")
     func oversized() async throws {
         let probe = try ProbeHarness()
