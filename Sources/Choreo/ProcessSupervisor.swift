@@ -75,8 +75,10 @@ public final class ProcessSupervisor: Sendable {
                     logger.info("child exited", metadata: ["pid": "\(pid)", "status": "\(code)"])
                     if code != 0 { exitStatus = 1 }
                 } else {
-                    // Crashed or exited on its own: restart with backoff, reset after a minute up.
-                    if Date().timeIntervalSince(startedAt[slot]) > 60 { restarts[slot] = 0 }
+                    // Crashed or exited on its own: restart with backoff. A child that ran for
+                    // 10 s was not crash-looping (e.g. it was killed from outside): its slot
+                    // restarts at once, so one unlucky slot does not leave the pool short for long.
+                    if Date().timeIntervalSince(startedAt[slot]) > 10 { restarts[slot] = 0 }
                     let delay = min(0.5 * pow(2, Double(restarts[slot])), 30)
                     restarts[slot] += 1
                     nextStart[slot] = Date().addingTimeInterval(delay)
