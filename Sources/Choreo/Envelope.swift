@@ -117,6 +117,13 @@ public struct Envelope: Sendable, Equatable {
         return parts.count == 4 && parts[1].count == 32 ? String(parts[1]) : nil
     }
 
+    /// The span id part of ``traceparent`` (16 hex digits): the span of this message, the
+    /// parent of the spans of the messages its handling emits.
+    public var spanID: String? {
+        let parts = traceparent.split(separator: "-")
+        return parts.count == 4 && parts[2].count == 16 ? String(parts[2]) : nil
+    }
+
     /// A child traceparent: same trace, new span id.
     public func childTraceparent() -> String {
         guard let trace = traceID else { return Envelope.newTraceparent() }

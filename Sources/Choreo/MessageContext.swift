@@ -29,6 +29,7 @@ public final class MessageContext {
         logger[metadataKey: "type"] = "\(envelope.type)"
         logger[metadataKey: "correlation_id"] = "\(envelope.correlation)"
         if let trace = envelope.traceID { logger[metadataKey: "trace_id"] = "\(trace)" }
+        if let span = envelope.spanID { logger[metadataKey: "span_id"] = "\(span)" }
         return logger
     }()
     private let baseLogger: Logger

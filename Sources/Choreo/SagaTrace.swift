@@ -35,6 +35,8 @@ public struct SagaTrace: Codable, Sendable {
         public var causation: String
         public var at: Int64
         public var replays: Int
+        /// Its W3C traceparent (the trace id is the request's; the span id is this message's).
+        public var traceparent: String
         public var handlings: [Handling]
     }
 
@@ -76,7 +78,8 @@ public struct SagaTrace: Codable, Sendable {
                         Step(
                             stream: stream, entry: entry.id, type: entry["type"] ?? "", id: entry["id"] ?? "",
                             causation: entry["causation"] ?? "", at: Int64(entry["at"] ?? "") ?? entry.milliseconds,
-                            replays: Int(entry["replays"] ?? "") ?? 0, handlings: []))
+                            replays: Int(entry["replays"] ?? "") ?? 0, traceparent: entry["traceparent"] ?? "",
+                            handlings: []))
                 }
                 guard page.count == 1000, let last = page.last else { break scan }
                 from = "(" + last.id

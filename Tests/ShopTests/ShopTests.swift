@@ -120,6 +120,28 @@ struct ShopTests {
         #expect(text.output.contains("insufficient funds"))
     }
 
+    @Test("the request's W3C trace id is carried through every message of the saga")
+    func traceparentPropagation() async throws {
+        let system = try await ShopSystem.shared.value
+        let client = try await Self.client()
+        let user = try await Self.user(client, funds: 10_000)
+        let widget = try await Self.product(client, price: 100, stock: 5)
+        let trace = "4bf92f3577b34da6a3ce929d0e0e4736"
+        let reply = try await client.request(
+            .POST, "/v1/orders", body: Self.order(user, [(widget, 1)]),
+            headers: [("traceparent", "00-\(trace)-00f067aa0ba902b7-01")])
+        let id = try #require(reply.json["id"] as? String)
+        #expect(try await client.outcome(id).status == "succeeded")
+        let run = try await runChoreo(
+            ["trace", id, "--json", "--topology", system.topologyPath], environment: system.environment)
+        let steps = (run.json as? [String: Any])?["steps"] as? [[String: Any]] ?? []
+        #expect(steps.count >= 5, "\(run.output)")
+        let parents = steps.compactMap { $0["traceparent"] as? String }
+        #expect(parents.count == steps.count)
+        #expect(parents.allSatisfy { $0.split(separator: "-")[1] == Substring(trace) }, "\(parents)")
+        #expect(Set(parents).count == parents.count, "each message has its own span id")
+    }
+
     @Test("out of stock: the order is cancelled, nothing is charged")
     func outOfStock() async throws {
         let client = try await Self.client()
