@@ -162,10 +162,7 @@ extension DLQCommand {
                 replay count. The dead letter is deleted only after the re-add succeeded.
                 """)
 
-        @Argument(help: "The service.") var service: String
-        @Argument(help: "Dead-stream entry ids (or use --all / filters).") var entries: [String] = []
-        @Flag(help: "Every dead letter matching the filters (all of them without filters).") var all = false
-        @OptionGroup var filters: DeadLetterFilterOptions
+        @OptionGroup var selection: DeadLetterSelection
         @Flag(help: "Show what would be replayed; change nothing.") var dryRun = false
         @Option(help: "At most this many replays per second.") var rate: Double?
         @Flag(help: "Do not ask for confirmation.") var yes = false
@@ -173,9 +170,7 @@ extension DLQCommand {
         @OptionGroup var options: TopologyOptions
 
         func run() throws {
-            let context = try OperatorContext(options)
-            let set = DeadLetterSet(service: try context.service(service), redis: context.redis)
-            let letters = try select(set, entries: entries, all: all, filters: filters)
+            let (set, letters) = try selection.select(options)
             if dryRun || letters.isEmpty {
                 if json { return print(try prettyJSON(letters.map { DeadLetterView($0) })) }
                 for letter in letters {
@@ -242,19 +237,14 @@ extension DLQCommand {
         static let configuration = CommandConfiguration(
             abstract: "Delete dead letters, after printing what will go.")
 
-        @Argument(help: "The service.") var service: String
-        @Argument(help: "Dead-stream entry ids (or use --all / filters).") var entries: [String] = []
-        @Flag(help: "Every dead letter matching the filters (all of them without filters).") var all = false
-        @OptionGroup var filters: DeadLetterFilterOptions
+        @OptionGroup var selection: DeadLetterSelection
         @Flag(help: "Show what would be deleted; change nothing.") var dryRun = false
         @Flag(help: "Confirm the deletion (required when not on a terminal).") var yes = false
         @Flag(help: "JSON output.") var json = false
         @OptionGroup var options: TopologyOptions
 
         func run() throws {
-            let context = try OperatorContext(options)
-            let set = DeadLetterSet(service: try context.service(service), redis: context.redis)
-            let letters = try select(set, entries: entries, all: all, filters: filters)
+            let (set, letters) = try selection.select(options)
             if !json {
                 for letter in letters {
                     print(
@@ -283,22 +273,31 @@ extension DLQCommand {
     }
 }
 
-/// The letters named by ids, or matched by --all / filters.
-func select(_ set: DeadLetterSet, entries: [String], all: Bool, filters: DeadLetterFilterOptions) throws
-    -> [DeadLetter]
-{
-    let filter = try filters.filter()
-    if !entries.isEmpty {
-        guard !all else { throw Exit.usage("give entry ids or --all, not both") }
-        return try entries.map { id in
-            guard let letter = try set.get(id) else {
-                throw Exit.usage("no dead letter \(id) in \(set.service.deadStream)")
+/// The service and the letters a replay or purge applies to: entry ids, or --all / filters.
+struct DeadLetterSelection: ParsableArguments {
+    @Argument(help: "The service.") var service: String
+    @Argument(help: "Dead-stream entry ids (or use --all / filters).") var entries: [String] = []
+    @Flag(help: "Every dead letter matching the filters (all of them without filters).") var all = false
+    @OptionGroup var filters: DeadLetterFilterOptions
+
+    /// The service's dead letters and the selected ones, oldest first.
+    func select(_ options: TopologyOptions) throws -> (DeadLetterSet, [DeadLetter]) {
+        let context = try OperatorContext(options)
+        let set = DeadLetterSet(service: try context.service(service), redis: context.redis)
+        let filter = try filters.filter()
+        if !entries.isEmpty {
+            guard !all else { throw Exit.usage("give entry ids or --all, not both") }
+            let letters = try entries.map { id in
+                guard let letter = try set.get(id) else {
+                    throw Exit.usage("no dead letter \(id) in \(set.service.deadStream)")
+                }
+                return letter
             }
-            return letter
-        }.filter(filter.matches)
+            return (set, letters.filter(filter.matches))
+        }
+        guard all || !filter.isEmpty else { throw Exit.usage("name entry ids, or use --all or a filter") }
+        return (set, try set.list(filter).reversed())
     }
-    guard all || !filter.isEmpty else { throw Exit.usage("name entry ids, or use --all or a filter") }
-    return try set.list(filter).reversed()
 }
 
 /// A one-line progress bar on a terminal.
