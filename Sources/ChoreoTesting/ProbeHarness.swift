@@ -153,12 +153,12 @@ extension ProbeHarness {
     /// The live heartbeats of the service.
     /// Starts `choreo gateway` on a free port for the topology file at `path` (stopped when the
     /// test process exits) and waits until it answers; returns its pid and port.
-    public func spawnGateway(topology path: String, environment: [String: String] = [:]) async throws -> (
-        pid: pid_t, port: Int
-    ) {
+    public func spawnGateway(
+        topology path: String, environment: [String: String] = [:], arguments: [String] = []
+    ) async throws -> (pid: pid_t, port: Int) {
         let port = try freePort()
         let pid = try spawnChoreo(
-            ["gateway", "--port", String(port), "--topology", path], extraEnvironment: environment)
+            ["gateway", "--port", String(port), "--topology", path] + arguments, extraEnvironment: environment)
         ChildReaper.register(pid)
         try await eventually("the gateway up on port \(port)", timeout: 30) {
             (try? httpGet(port: port, path: "/healthz"))?.hasPrefix("HTTP/1.1 200") ?? false
