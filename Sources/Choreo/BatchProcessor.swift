@@ -4,9 +4,11 @@
 // settlement (publish, dead-letter, ack) and the outbox cleanup.
 
 import Foundation
+import Instrumentation
 import Logging
 import Postgres
 import Redis
+import Tracing
 
 /// Handles batches for one consumer of one service. Not thread-safe: one per consumer loop.
 final class BatchProcessor {
@@ -50,6 +52,8 @@ final class BatchProcessor {
     private struct Handled {
         var outcome: MessageOutcome
         var emissions: [Emission]
+        /// The handling span's traceparent, when a tracer recorded one.
+        var traceparent: String? = nil
     }
 
     /// Runs the handlers and commits their effects. Throws only infrastructure errors (then
@@ -112,7 +116,9 @@ final class BatchProcessor {
         } else {
             results = items.map { runStateless(stream: stream, item: $0) }
             for (item, result) in zip(items, results) where result.outcome == .handled || result.outcome == .rejected {
-                published += result.emissions.map { OutboxMessage($0, cause: item.envelope, service: definition) }
+                published += result.emissions.map {
+                    OutboxMessage($0, cause: item.envelope, service: definition, traceparent: result.traceparent)
+                }
             }
         }
 
@@ -186,12 +192,31 @@ final class BatchProcessor {
         let started = ContinuousClock.now
         defer { metrics.handlerDuration(stream: stream, type: item.envelope.type, since: started) }
         do {
-            try item.handler(context)
-            return Handled(outcome: context.rejected ? .rejected : .handled, emissions: context.emissions)
+            try traced(item, stream: stream, context)
+            return Handled(
+                outcome: context.rejected ? .rejected : .handled, emissions: context.emissions,
+                traceparent: context.spanTraceparent)
         } catch let error as HandlerError {
             return Handled(outcome: .poison(error.description), emissions: [])
         } catch {
             return Handled(outcome: .failed("\(error)"), emissions: [])
+        }
+    }
+
+    /// Runs the handler in a consumer span whose parent is the message's traceparent.
+    private func traced(_ item: Item, stream: String, _ context: MessageContext) throws {
+        var parent = ServiceContext.topLevel
+        parent.traceParent = TraceParent(header: item.envelope.traceparent)
+        try withSpan(item.envelope.type, context: parent, ofKind: .consumer) { span in
+            if span.isRecording, let trace = span.context.traceParent {
+                span.attributes["messaging.system"] = "redis"
+                span.attributes["messaging.destination.name"] = stream
+                span.attributes["messaging.message.id"] = item.envelope.id
+                span.attributes["choreo.service"] = definition.name
+                span.attributes["choreo.attempt"] = item.delivery.attempt
+                context.spanTraceparent = trace.header
+            }
+            try item.handler(context)
         }
     }
 
@@ -288,8 +313,11 @@ final class BatchProcessor {
             let context = context(item, stream: stream, session: session)
             let started = ContinuousClock.now
             do {
-                try item.handler(context)
-                results.append(Handled(outcome: context.rejected ? .rejected : .handled, emissions: context.emissions))
+                try traced(item, stream: stream, context)
+                results.append(
+                    Handled(
+                        outcome: context.rejected ? .rejected : .handled, emissions: context.emissions,
+                        traceparent: context.spanTraceparent))
             } catch {
                 if let aborted = session.aborted { try fail(aborted) }
                 if let postgresError = error as? PostgresError, postgresError.isConnectionError {
@@ -307,7 +335,9 @@ final class BatchProcessor {
         }
         var messages: [OutboxMessage] = []
         for (item, result) in zip(items, results) where result.outcome == .handled || result.outcome == .rejected {
-            messages += result.emissions.map { OutboxMessage($0, cause: item.envelope, service: definition) }
+            messages += result.emissions.map {
+                OutboxMessage($0, cause: item.envelope, service: definition, traceparent: result.traceparent)
+            }
         }
         var tail = session.takePending()
         if !undo.isEmpty { tail.append(PostgresStatement(RuntimeSchema.inboxDelete(schema), [undo])) }

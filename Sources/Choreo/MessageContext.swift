@@ -37,6 +37,8 @@ public final class MessageContext {
     let session: TransactionSession?
     private(set) var emissions: [Emission] = []
     private(set) var rejected = false
+    /// The handling span's traceparent when a tracer records spans (emitted messages carry it).
+    var spanTraceparent: String?
 
     init(
         envelope: Envelope, service: String, stream: String, attempt: Int, consumer: String, logger: Logger,

@@ -18,12 +18,14 @@ public struct OutboxMessage: Sendable, Equatable {
     /// The outbox row's sequence number once stored.
     public var seq: Int64?
 
-    /// Builds the outbox message for `emission`, caused by `cause` in `service`.
-    public init(_ emission: Emission, cause: Envelope, service: ServiceDefinition) {
+    /// Builds the outbox message for `emission`, caused by `cause` in `service`. `traceparent`
+    /// is the handling span's context when a tracer records it (the emitted messages are its
+    /// children); otherwise each message gets a new span id in the cause's trace.
+    public init(_ emission: Emission, cause: Envelope, service: ServiceDefinition, traceparent: String? = nil) {
         func envelope(_ type: String, _ data: String) -> Envelope {
             Envelope(
                 type: type, data: data, correlation: cause.correlation, causation: cause.id,
-                traceparent: cause.childTraceparent())
+                traceparent: traceparent ?? cause.childTraceparent())
         }
         switch emission {
         case .event(let type, let data):
@@ -35,7 +37,7 @@ public struct OutboxMessage: Sendable, Equatable {
         case .result(let status, let type, let data):
             self = OutboxMessage.result(
                 commandID: cause.correlation, status: status, type: type, data: data, causation: cause.id,
-                traceparent: cause.childTraceparent())
+                traceparent: traceparent ?? cause.childTraceparent())
         }
     }
 

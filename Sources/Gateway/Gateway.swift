@@ -6,6 +6,7 @@ import Choreo
 import Foundation
 import HTTPTypes
 import Hummingbird
+import Instrumentation
 import Logging
 import Metrics
 import Prometheus
@@ -52,6 +53,7 @@ public final class Gateway: Sendable {
     /// The router with every route.
     public func router() -> Router<BasicRequestContext> {
         let router = Router(context: BasicRequestContext.self)
+        router.add(middleware: TracingMiddleware())
         router.add(middleware: MetricsMiddleware(logger: logger))
         router.add(middleware: ProblemMiddleware())
         router.get("/healthz") { _, _ in Self.json(.ok, "{\"status\":\"ok\"}") }
@@ -302,6 +304,8 @@ public final class Gateway: Sendable {
     /// The request's W3C traceparent when well-formed, else a new one.
     /// The request's W3C `traceparent` continued with a new span id, or a new trace.
     public static func traceparent(_ request: Request) -> String {
+        // A recording tracer: the message is a child of the request's server span.
+        if let current = ServiceContext.current?.traceParent { return current.header }
         if let header = request.headers[HTTPField.Name("traceparent")!] {
             let parts = header.split(separator: "-")
             if parts.count == 4, parts[0].count == 2, parts[1].count == 32, parts[2].count == 16, parts[3].count == 2,

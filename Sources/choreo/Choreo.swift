@@ -32,7 +32,9 @@ struct TopologyOptions: ParsableArguments {
     }
 }
 
-/// Starts logging as JSON lines on stderr (LOG_LEVEL sets the level).
+/// Starts logging as JSON lines on stderr (LOG_LEVEL sets the level), and tracing when
+/// CHOREO_TRACE=log (spans as JSON log lines).
 func bootstrapLogging() {
     LoggingSystem.bootstrap { JSONLogHandler(label: $0) }
+    LogTracer.bootstrapFromEnvironment()
 }
