@@ -156,7 +156,9 @@ public final class LogSpan: Span, Sendable {
         if let parentSpanID { metadata["parent_span_id"] = "\(parentSpanID)" }
         if let status = finished.status { metadata["status"] = "\(status.code)" }
         if !finished.errors.isEmpty { metadata["error"] = "\(finished.errors.joined(separator: "; "))" }
-        finished.attributes.forEach { key, value in metadata["attr." + key] = "\(Self.text(value))" }
+        let attributes = finished.attributes
+        // swift-format-ignore: ReplaceForEachWithForLoop
+        attributes.forEach { key, value in metadata["attr." + key] = "\(Self.text(value))" }
         logger.info("span \(finished.name)", metadata: metadata)
     }
 
