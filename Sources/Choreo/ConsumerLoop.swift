@@ -107,11 +107,15 @@ public final class ConsumerLoop: Sendable {
                     if Date() >= nextReclaim { try reclaim() }
                     let untilReclaim = max(0.005, nextReclaim.timeIntervalSinceNow)
                     let block = min(policy.block, untilReclaim)
-                    let batches = try redis.xreadgroup(
-                        group: loop.group, consumer: loop.consumer, streams: [(loop.stream, ">")], count: policy.batch,
-                        blockMilliseconds: max(1, Int(block * 1000)))
-                    for batch in batches where !batch.entries.isEmpty {
-                        handle(batch.entries.map { Delivery(entry: $0, attempt: 1) })
+                    var entries =
+                        try redis.xreadgroup(
+                            group: loop.group, consumer: loop.consumer, streams: [(loop.stream, ">")],
+                            count: policy.batch, blockMilliseconds: max(1, Int(block * 1000))
+                        ).first?.entries ?? []
+                    // While batches come full, each settlement also reads the next batch
+                    // (one round trip instead of two).
+                    while !entries.isEmpty {
+                        entries = handle(entries.map { Delivery(entry: $0, attempt: 1) }, prefetch: true)
                     }
                     delay = 0.05
                 } catch {
@@ -125,25 +129,34 @@ public final class ConsumerLoop: Sendable {
             loop.logger.info("consumer drained and stopped")
         }
 
-        /// Commits and settles one batch, holding it through infrastructure outages.
-        mutating func handle(_ deliveries: [Delivery]) {
+        /// Commits and settles one batch, holding it through infrastructure outages. With
+        /// `prefetch`, a full batch's settlement also reads the next new entries, returned
+        /// (they are delivered to this consumer and must be handled next).
+        @discardableResult
+        mutating func handle(_ deliveries: [Delivery], prefetch: Bool = false) -> [StreamEntry] {
             let started = ContinuousClock.now
             let ids = deliveries.map(\.entry.id)
             guard let settlement = holding(ids, { try processor.commit(stream: loop.stream, deliveries: deliveries) })
             else {
-                return
+                return []
             }
             FaultInjection.reached(.exitAfterCommit)
-            guard holding(ids, { try processor.settle(settlement) }) != nil else { return }
+            let read =
+                prefetch && deliveries.count >= policy.batch && loop.state.readsMore && Date() < nextReclaim
+                ? RedisConnection.xreadgroupArguments(
+                    group: loop.group, consumer: loop.consumer, streams: [(loop.stream, ">")], count: policy.batch)
+                : nil
+            guard let next = holding(ids, { try processor.settle(settlement, prefetch: read) }) else { return [] }
             loop.metrics.batchDuration(stream: loop.stream, since: started)
             for item in settlement.settled {
                 if case .retrying(_, let after, let error) = item.state {
                     retries[item.id] = (Date().addingTimeInterval(after), error)
-                } else {
+                } else if !retries.isEmpty {
                     retries[item.id] = nil
                 }
             }
             if let earliest = retries.values.map(\.due).min(), earliest < nextReclaim { nextReclaim = earliest }
+            return next.first?.entries ?? []
         }
 
         /// Runs `operation`, retrying infrastructure failures with backoff without counting

@@ -24,11 +24,21 @@ public struct TraceParent: Sendable, Equatable {
 
     /// Parses a `traceparent` header (`00-trace-span-flags`).
     public init?(header: String) {
-        let parts = header.split(separator: "-")
-        guard parts.count == 4, parts[1].count == 32, parts[2].count == 16, parts[3].count == 2,
-            parts[1] != "00000000000000000000000000000000"
+        // Fixed layout: 2 + 1 + 32 + 1 + 16 + 1 + 2 = 55 bytes; checked on the UTF-8 bytes
+        // (this runs once per handled message when tracing is on).
+        let bytes = Array(header.utf8)
+        guard bytes.count == 55, bytes[2] == UInt8(ascii: "-"), bytes[35] == UInt8(ascii: "-"),
+            bytes[52] == UInt8(ascii: "-")
         else { return nil }
-        self.init(traceID: String(parts[1]), spanID: String(parts[2]), sampled: parts[3] != "00")
+        let dash = UInt8(ascii: "-")
+        guard bytes[0..<2].allSatisfy({ $0 != dash }), bytes[3..<35].allSatisfy({ $0 != dash }),
+            bytes[36..<52].allSatisfy({ $0 != dash }), bytes[53..<55].allSatisfy({ $0 != dash }),
+            bytes[3..<35].contains(where: { $0 != UInt8(ascii: "0") })
+        else { return nil }
+        self.init(
+            traceID: String(decoding: bytes[3..<35], as: UTF8.self),
+            spanID: String(decoding: bytes[36..<52], as: UTF8.self),
+            sampled: !(bytes[53] == UInt8(ascii: "0") && bytes[54] == UInt8(ascii: "0")))
     }
 
     /// The `traceparent` header.

@@ -16,9 +16,13 @@ import Synchronization
 public final class RuntimeMetrics: Sendable {
     /// The service the metrics describe.
     public let service: String
+    /// A metric's identity: its label and up to three dimension values (no array, so a lookup
+    /// allocates nothing).
     private struct MetricKey: Hashable {
         var label: String
-        var values: [String]
+        var first = ""
+        var second = ""
+        var third = ""
     }
 
     /// Every metric object made so far, by label and dimension values: swift-metrics lookups
@@ -33,10 +37,21 @@ public final class RuntimeMetrics: Sendable {
     private func metric<M: AnyObject>(
         _ label: String, _ dimensions: [(String, String)], make: (String, [(String, String)]) -> M
     ) -> M {
-        let key = MetricKey(label: label, values: dimensions.map(\.1))
-        return cache.withLock { cache in
+        var key = MetricKey(label: label)
+        for (index, dimension) in dimensions.enumerated() {
+            switch index {
+            case 0: key.first = dimension.1
+            case 1: key.second = dimension.1
+            default: key.third += "\u{1}" + dimension.1
+            }
+        }
+        return metric(key) { make(label, [("service", service)] + dimensions) }
+    }
+
+    private func metric<M: AnyObject>(_ key: MetricKey, make: () -> M) -> M {
+        cache.withLock { cache in
             if let existing = cache[key] as? M { return existing }
-            let made = make(label, [("service", service)] + dimensions)
+            let made = make()
             cache[key] = made
             return made
         }
@@ -55,17 +70,29 @@ public final class RuntimeMetrics: Sendable {
         metric(label, dimensions) { Gauge(label: $0, dimensions: $1) }
     }
 
-    func settled(stream: String, type: String, outcome: MessageOutcome, state: MessageState) {
-        counter("choreo_messages_total", [("stream", stream), ("type", type), ("outcome", outcome.label)]).increment()
+    /// Counts `count` messages of one stream and type settled with one outcome and state.
+    func settled(stream: String, type: String, outcome: MessageOutcome, state: MessageState, count: Int = 1) {
+        let label = outcome.label
+        metric(MetricKey(label: "choreo_messages_total", first: stream, second: type, third: label)) {
+            Counter(
+                label: "choreo_messages_total",
+                dimensions: [("service", service), ("stream", stream), ("type", type), ("outcome", label)])
+        }.increment(by: count)
         switch state {
-        case .retrying: counter("choreo_messages_retried_total", [("stream", stream), ("type", type)]).increment()
-        case .dead: counter("choreo_messages_dead_total", [("stream", stream), ("type", type)]).increment()
+        case .retrying:
+            counter("choreo_messages_retried_total", [("stream", stream), ("type", type)]).increment(by: count)
+        case .dead: counter("choreo_messages_dead_total", [("stream", stream), ("type", type)]).increment(by: count)
         default: break
         }
     }
 
-    func handlerDuration(stream: String, type: String, since start: ContinuousClock.Instant) {
-        timer("choreo_handler_duration_seconds", [("stream", stream), ("type", type)]).recordInterval(since: start)
+    /// The handler-duration timer of one stream and message type.
+    func handlerTimer(stream: String, type: String) -> Timer {
+        metric(MetricKey(label: "choreo_handler_duration_seconds", first: stream, second: type)) {
+            Timer(
+                label: "choreo_handler_duration_seconds",
+                dimensions: [("service", service), ("stream", stream), ("type", type)], preferredDisplayUnit: .seconds)
+        }
     }
 
     func batchDuration(stream: String, since start: ContinuousClock.Instant) {

@@ -38,6 +38,17 @@ extension RedisConnection {
         group: String, consumer: String, streams: [(key: String, id: String)], count: Int? = nil,
         blockMilliseconds: Int? = nil, noAck: Bool = false
     ) throws -> [StreamBatch] {
+        let arguments = Self.xreadgroupArguments(
+            group: group, consumer: consumer, streams: streams, count: count, blockMilliseconds: blockMilliseconds,
+            noAck: noAck)
+        return try streamCommand(arguments, blockingFor: Double(blockMilliseconds ?? 0) / 1000)
+    }
+
+    /// The arguments of an `XREADGROUP` (for ``pipeline(_:thenRead:)``).
+    public static func xreadgroupArguments(
+        group: String, consumer: String, streams: [(key: String, id: String)], count: Int? = nil,
+        blockMilliseconds: Int? = nil, noAck: Bool = false
+    ) -> [String] {
         var arguments = ["XREADGROUP", "GROUP", group, consumer]
         if let count { arguments += ["COUNT", String(count)] }
         if let blockMilliseconds { arguments += ["BLOCK", String(blockMilliseconds)] }
@@ -45,7 +56,7 @@ extension RedisConnection {
         arguments.append("STREAMS")
         arguments += streams.map(\.key)
         arguments += streams.map(\.id)
-        return try streamCommand(arguments, blockingFor: Double(blockMilliseconds ?? 0) / 1000)
+        return arguments
     }
 
     /// `XACK stream group id...`; returns how many entries were acknowledged.

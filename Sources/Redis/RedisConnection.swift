@@ -304,10 +304,35 @@ public final class RedisConnection: @unchecked Sendable {
         }
         guard let raw else { throw lost(context) }
         defer { freeReplyObject(raw) }
-        let reply = raw.assumingMemoryBound(to: redisReply.self)
+        return try Self.streamBatches(raw.assumingMemoryBound(to: redisReply.self), command: arguments.first ?? "")
+    }
+
+    /// Sends `commands` and then the stream read `read` (an XREADGROUP without BLOCK) in one
+    /// round trip: the replies of `commands` are only checked (the first error is thrown after
+    /// every reply was read), the read's reply is parsed into stream batches.
+    public func pipeline(_ commands: [[String]], thenRead read: [String]) throws -> [StreamBatch] {
+        var batches: [StreamBatch] = []
+        var firstError: RedisError?
+        var index = 0
+        try sendPipeline(commands + [read]) { raw in
+            defer { index += 1 }
+            if index == commands.count {
+                do { batches = try Self.streamBatches(raw, command: read.first ?? "") } catch let error as RedisError {
+                    firstError = firstError ?? error
+                }
+            } else if firstError == nil, raw.pointee.type == REDIS_REPLY_ERROR {
+                let message = raw.pointee.str.map { String(cString: $0) } ?? ""
+                firstError = .server(command: commands[index].first ?? "", message: message)
+            }
+        }
+        if let firstError { throw firstError }
+        return batches
+    }
+
+    /// Parses an XREADGROUP/XREAD reply into stream batches.
+    static func streamBatches(_ reply: UnsafeMutablePointer<redisReply>, command: String) throws -> [StreamBatch] {
         if reply.pointee.type == REDIS_REPLY_ERROR {
-            throw RedisError.server(
-                command: arguments.first ?? "", message: reply.pointee.str.map { String(cString: $0) } ?? "")
+            throw RedisError.server(command: command, message: reply.pointee.str.map { String(cString: $0) } ?? "")
         }
         guard reply.pointee.type == REDIS_REPLY_ARRAY else { return [] }
         func text(_ element: UnsafeMutablePointer<redisReply>?) -> String? {

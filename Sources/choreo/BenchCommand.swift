@@ -30,6 +30,13 @@ struct BenchOptions: ParsableArguments {
 func measure(_ name: String, runs: Int, _ body: () throws -> Double) rethrows -> Double {
     var rates: [Double] = []
     for _ in 0..<runs { rates.append(try body()) }
+    return report(name, rates)
+}
+
+/// Prints the median of `rates` (and every run) under `name`; returns the median.
+@discardableResult
+func report(_ name: String, _ rates: [Double]) -> Double {
+    guard !rates.isEmpty else { return 0 }
     let median = rates.sorted()[rates.count / 2]
     let spread = rates.map { String(format: "%.0f", $0) }.joined(separator: ", ")
     let padded = name.count < 62 ? name + String(repeating: " ", count: 62 - name.count) : name
