@@ -113,7 +113,7 @@ final class BatchProcessor {
         } else if let postgres, let schema = definition.schema {
             (results, published) = try transactOptimistically(
                 stream: stream, items: items, postgres: postgres, schema: schema)
-            seqs = published.compactMap(\.seq)
+            for seq in published.compactMap(\.seq) where seqs.last != seq { seqs.append(seq) }
         } else {
             results = items.map { runStateless(stream: stream, item: $0) }
             for (item, result) in zip(items, results) where result.outcome == .handled || result.outcome == .rejected {
@@ -162,9 +162,8 @@ final class BatchProcessor {
         } else if !settlement.commands.isEmpty {
             try redis.pipelineCheckingErrors(settlement.commands)
         }
-        if !settlement.outboxSeqs.isEmpty, let postgres, let schema = definition.schema {
-            try postgres.query(RuntimeSchema.outboxDelete(schema), [settlement.outboxSeqs.map { Int($0) }])
-        }
+        if !settlement.outboxSeqs.isEmpty { unpurgedOutbox += settlement.outboxSeqs }
+        if prefetch == nil { try purgeOutbox() }
         // Acknowledged messages are counted in runs of one type and outcome (one counter
         // update per run, not per message).
         var run: (type: String, outcome: MessageOutcome, count: Int)?
@@ -204,6 +203,19 @@ final class BatchProcessor {
         }
         flushRun()
         return prefetched
+    }
+
+    /// Published outbox rows not yet deleted. While batches come full, their deletion rides
+    /// in the next batch's transaction (no extra round trip or commit); otherwise it is done
+    /// at once. Rows left by a crash are republished by the relay, and the copies are dropped
+    /// by the consumers' inboxes.
+    private var unpurgedOutbox: [Int64] = []
+
+    /// Deletes the published outbox rows still in the table.
+    func purgeOutbox() throws {
+        guard !unpurgedOutbox.isEmpty, let postgres, let schema = definition.schema else { return }
+        try postgres.query(RuntimeSchema.outboxDelete(schema), [unpurgedOutbox.map { Int($0) }])
+        unpurgedOutbox.removeAll()
     }
 
     // MARK: Handlers
@@ -275,6 +287,17 @@ final class BatchProcessor {
         -> ([Handled], [OutboxMessage])
     {
         do {
+            // First deliveries are almost never duplicates: the inbox rows are inserted strictly
+            // in the same pipeline as the handlers' writes and the commit (one round trip when
+            // handlers only queue writes). A duplicate aborts it, and the batch is redone with
+            // the inbox checked first.
+            if items.count > 1, items.allSatisfy({ $0.delivery.attempt == 1 }) {
+                do {
+                    return try transact(stream: stream, items: items, postgres: postgres, schema: schema, strict: true)
+                } catch is OptimisticAbort {
+                    metrics.batchFallback(stream: stream)
+                }
+            }
             return try transact(stream: stream, items: items, postgres: postgres, schema: schema)
         } catch is OptimisticAbort {
             metrics.batchFallback(stream: stream)
@@ -316,7 +339,13 @@ final class BatchProcessor {
     static let concurrencyStates: Set<String> = ["40P01", "40001", "55P03", "23505"]
 
     /// One transaction for `items`: inbox rows, handlers, queued writes, outbox rows, commit.
-    private func transact(stream: String, items: [Item], postgres: PostgresConnection, schema: String) throws
+    ///
+    /// With `strict`, the inbox rows are inserted without a conflict clause, lazily with the
+    /// first flush or the commit (every item is taken as fresh; a duplicate aborts the batch).
+    /// Otherwise they are inserted first, skipping known ids, and only fresh items are handled.
+    private func transact(
+        stream: String, items: [Item], postgres: PostgresConnection, schema: String, strict: Bool = false
+    ) throws
         -> ([Handled], [OutboxMessage])
     {
         func fail(_ error: PostgresError) throws -> Never {
@@ -329,23 +358,26 @@ final class BatchProcessor {
         let envelopes = items.map(\.envelope)
         var begin = [PostgresStatement("BEGIN")]
         if items.count > 1 { begin.append(lockTimeout) }
-        let opening = try postgres.pipeline(
-            begin + [
-                PostgresStatement(
-                    RuntimeSchema.inboxInsert(schema),
-                    [
-                        envelopes.map(\.id), envelopes.map { _ in stream }, envelopes.map(\.type),
-                        envelopes.map(\.correlation),
-                    ])
+        let inboxRows = PostgresStatement(
+            strict ? RuntimeSchema.inboxInsertStrict(schema) : RuntimeSchema.inboxInsert(schema),
+            [
+                envelopes.map(\.id), envelopes.map { _ in stream }, envelopes.map(\.type),
+                envelopes.map(\.correlation),
             ])
         var fresh = Set<String>()
-        for result in opening {
-            switch result {
-            case .failure(let error): try fail(error)
-            case .success(let rows): fresh.formUnion(rows.rows.compactMap { $0.values.first ?? nil })
+        let session: TransactionSession
+        if strict {
+            fresh = Set(envelopes.map(\.id))
+            session = TransactionSession(connection: postgres, prelude: begin + [inboxRows])
+        } else {
+            for result in try postgres.pipeline(begin + [inboxRows]) {
+                switch result {
+                case .failure(let error): try fail(error)
+                case .success(let rows): fresh.formUnion(rows.rows.compactMap { $0.values.first ?? nil })
+                }
             }
+            session = TransactionSession(connection: postgres)
         }
-        let session = TransactionSession(connection: postgres)
         var results: [Handled] = []
         var undo: [String] = []
         for (index, item) in items.enumerated() {
@@ -386,15 +418,13 @@ final class BatchProcessor {
         }
         var tail = session.takePending()
         if !undo.isEmpty { tail.append(PostgresStatement(RuntimeSchema.inboxDelete(schema), [undo])) }
+        let purged = unpurgedOutbox
+        if !purged.isEmpty {
+            tail.append(PostgresStatement(RuntimeSchema.outboxDelete(schema), [purged.map { Int($0) }]))
+        }
         let outboxIndex = tail.count
         if !messages.isEmpty {
-            tail.append(
-                PostgresStatement(
-                    RuntimeSchema.outboxInsert(schema),
-                    [
-                        messages.map(\.stream), messages.map(\.encodedFields), messages.map { $0.commandID ?? "" },
-                        messages.map { $0.status?.rawValue ?? "" },
-                    ]))
+            tail.append(PostgresStatement(RuntimeSchema.outboxInsert(schema), [OutboxMessage.encodeBatch(messages)]))
         }
         tail.append(PostgresStatement("COMMIT"))
         let outcomes = try postgres.pipeline(tail)
@@ -405,9 +435,10 @@ final class BatchProcessor {
             // COMMIT of an aborted transaction reports ROLLBACK without an error.
             try fail(PostgresError(.server, message: "the batch transaction was rolled back"))
         }
+        if !purged.isEmpty { unpurgedOutbox.removeFirst(purged.count) }
         if !messages.isEmpty, case .success(let rows) = outcomes[outboxIndex] {
-            let seqs = rows.rows.compactMap { $0.values.first.flatMap { $0 }.flatMap { Int64($0) } }
-            for index in messages.indices where index < seqs.count { messages[index].seq = seqs[index] }
+            let seq = rows.rows.first?.values.first.flatMap { $0 }.flatMap { Int64($0) }
+            for index in messages.indices { messages[index].seq = seq }
         }
         return (results, messages)
     }

@@ -117,6 +117,7 @@ public final class ConsumerLoop: Sendable {
                     while !entries.isEmpty {
                         entries = handle(entries.map { Delivery(entry: $0, attempt: 1) }, prefetch: true)
                     }
+                    try processor.purgeOutbox()
                     delay = 0.05
                 } catch {
                     loop.logger.error(

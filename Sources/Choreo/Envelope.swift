@@ -112,17 +112,11 @@ public struct Envelope: Sendable, Equatable {
     }
 
     /// The trace id part of ``traceparent`` (32 hex digits), if well-formed.
-    public var traceID: String? {
-        let parts = traceparent.split(separator: "-")
-        return parts.count == 4 && parts[1].count == 32 ? String(parts[1]) : nil
-    }
+    public var traceID: String? { TraceParent(header: traceparent)?.traceID }
 
     /// The span id part of ``traceparent`` (16 hex digits): the span of this message, the
     /// parent of the spans of the messages its handling emits.
-    public var spanID: String? {
-        let parts = traceparent.split(separator: "-")
-        return parts.count == 4 && parts[2].count == 16 ? String(parts[2]) : nil
-    }
+    public var spanID: String? { TraceParent(header: traceparent)?.spanID }
 
     /// A child traceparent: same trace, new span id.
     public func childTraceparent() -> String {

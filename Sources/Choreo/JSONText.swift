@@ -29,20 +29,35 @@ public enum JSONText {
 
     /// Appends `string` as a quoted JSON string.
     public static func appendQuoted(_ string: String, to out: inout [UInt8]) {
-        let hex = Array("0123456789abcdef".utf8)
         out.append(UInt8(ascii: "\""))
-        for byte in string.utf8 {
-            switch byte {
-            case UInt8(ascii: "\""): out += [92, 34]
-            case UInt8(ascii: "\\"): out += [92, 92]
-            case 10: out += [92, 110]
-            case 13: out += [92, 114]
-            case 9: out += [92, 116]
-            case 0..<32: out += [92, 117, 48, 48, hex[Int(byte >> 4)], hex[Int(byte & 15)]]
-            default: out.append(byte)
+        var string = string
+        string.withUTF8 { bytes in
+            var clean = 0
+            for (index, byte) in bytes.enumerated() where byte < 32 || byte == 34 || byte == 92 {
+                out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[clean..<index]))
+                out.append(92)
+                switch byte {
+                case 34: out.append(34)
+                case 92: out.append(92)
+                case 10: out.append(110)
+                case 13: out.append(114)
+                case 9: out.append(116)
+                default:
+                    out.append(117)
+                    out.append(48)
+                    out.append(48)
+                    out.append(hexDigit(byte >> 4))
+                    out.append(hexDigit(byte & 15))
+                }
+                clean = index + 1
             }
+            out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[clean...]))
         }
         out.append(UInt8(ascii: "\""))
+    }
+
+    private static func hexDigit(_ value: UInt8) -> UInt8 {
+        value < 10 ? 48 + value : 87 + value
     }
 
     /// Decodes a JSON array of strings produced by ``array(_:)``; nil if it is not one.

@@ -110,27 +110,34 @@ public final class Maintenance: Sendable {
                     """
                     SELECT seq, stream, fields, command_id, status FROM \(schema).outbox
                     WHERE created_at < now() - make_interval(secs => $1)
-                    ORDER BY seq LIMIT 500 FOR UPDATE SKIP LOCKED
+                    ORDER BY seq LIMIT 20 FOR UPDATE SKIP LOCKED
                     """, [intervals.relayAge]
                 ).rows
                 guard !rows.isEmpty else { return 0 }
                 var commands: [[String]] = []
                 var seqs: [Int] = []
+                var messages = 0
                 for row in rows {
-                    let message = OutboxMessage(
-                        stream: try row.decode(String.self, "stream"),
-                        fields: OutboxMessage.decodeFields(try row.decode(String.self, "fields")),
-                        commandID: row["command_id"], status: row["status"].flatMap(CommandStatus.init(rawValue:)),
-                        seq: nil)
-                    commands += publisher.commands(for: message)
-                    seqs.append(try row.decode(Int.self, "seq"))
+                    let seq = try row.decode(Int.self, "seq")
+                    guard
+                        let decoded = OutboxMessage.decodeRow(
+                            stream: try row.decode(String.self, "stream"),
+                            fields: try row.decode(String.self, "fields"),
+                            commandID: row["command_id"], status: row["status"])
+                    else {
+                        logger.error("outbox row is not valid; left in place", metadata: ["seq": "\(seq)"])
+                        continue
+                    }
+                    for message in decoded { commands += publisher.commands(for: message) }
+                    messages += decoded.count
+                    seqs.append(seq)
                 }
                 try redis.pipelineCheckingErrors(commands)
                 try tx.query(RuntimeSchema.outboxDelete(schema), [seqs])
-                return rows.count
+                return messages
             }
             total += count
-            if count < 500 { break }
+            if count == 0 { break }
         }
         if total > 0 { logger.info("outbox relay published leftovers", metadata: ["count": "\(total)"]) }
         return total
@@ -179,7 +186,12 @@ public final class Maintenance: Sendable {
         metrics.gauge("choreo_dead_letters").record(try redis.command(["XLEN", definition.deadStream]).int ?? 0)
         if let postgres, let schema = definition.schema {
             let backlog =
-                try postgres.query("SELECT count(*) AS n FROM \(schema).outbox").first?.decode(Int.self, "n") ?? 0
+                try postgres.query(
+                    """
+                    SELECT coalesce(sum(CASE WHEN stream = '\(OutboxMessage.batchRow)' THEN json_array_length(fields::json)
+                        ELSE 1 END), 0)::bigint AS n FROM \(schema).outbox
+                    """
+                ).first?.decode(Int.self, "n") ?? 0
             metrics.gauge("choreo_outbox_backlog").record(backlog)
         }
     }

@@ -63,12 +63,58 @@ public struct OutboxMessage: Sendable, Equatable {
             stream: Topology.resultsStream, fields: fields, commandID: commandID, status: status, seq: nil)
     }
 
-    /// The fields as a JSON array `[name, value, ...]` for the outbox table.
-    var encodedFields: String {
-        JSONText.array(fields.flatMap { [$0.name, $0.value] })
+    /// The `stream` of an outbox row that holds a whole batch of messages.
+    static let batchRow = "*"
+
+    /// Encodes messages for one outbox row (``batchRow``): a JSON array of arrays
+    /// `[stream, command id, status, name, value, ...]` (empty strings for no command id or
+    /// status). One row per committed batch keeps the outbox's cost per batch, not per message.
+    static func encodeBatch(_ messages: [OutboxMessage]) -> String {
+        var out: [UInt8] = [UInt8(ascii: "[")]
+        out.reserveCapacity(messages.count * 512)
+        for (index, message) in messages.enumerated() {
+            if index > 0 { out.append(UInt8(ascii: ",")) }
+            out.append(UInt8(ascii: "["))
+            JSONText.appendQuoted(message.stream, to: &out)
+            out.append(UInt8(ascii: ","))
+            JSONText.appendQuoted(message.commandID ?? "", to: &out)
+            out.append(UInt8(ascii: ","))
+            JSONText.appendQuoted(message.status?.rawValue ?? "", to: &out)
+            for field in message.fields {
+                out.append(UInt8(ascii: ","))
+                JSONText.appendQuoted(field.name, to: &out)
+                out.append(UInt8(ascii: ","))
+                JSONText.appendQuoted(field.value, to: &out)
+            }
+            out.append(UInt8(ascii: "]"))
+        }
+        out.append(UInt8(ascii: "]"))
+        return String(decoding: out, as: UTF8.self)
     }
 
-    /// Rebuilds fields from the outbox table's JSON.
+    /// Decodes an outbox row: a batch row (see ``encodeBatch(_:)``) or a single message; nil
+    /// if a batch row is not valid.
+    static func decodeRow(stream: String, fields: String, commandID: String?, status: String?) -> [OutboxMessage]? {
+        guard stream == batchRow else {
+            return [
+                OutboxMessage(
+                    stream: stream, fields: decodeFields(fields), commandID: commandID,
+                    status: status.flatMap(CommandStatus.init(rawValue:)), seq: nil)
+            ]
+        }
+        guard let data = fields.data(using: .utf8), let list = try? JSONDecoder().decode([[String]].self, from: data),
+            list.allSatisfy({ $0.count >= 3 && $0.count % 2 == 1 })
+        else { return nil }
+        return list.map { flat in
+            let rest = Array(flat[3...])
+            return OutboxMessage(
+                stream: flat[0],
+                fields: stride(from: 0, to: rest.count - 1, by: 2).map { StreamField(rest[$0], rest[$0 + 1]) },
+                commandID: flat[1].isEmpty ? nil : flat[1], status: CommandStatus(rawValue: flat[2]), seq: nil)
+        }
+    }
+
+    /// Rebuilds fields from a single-message row's JSON array `[name, value, ...]`.
     static func decodeFields(_ text: String) -> [StreamField] {
         guard let flat = JSONText.decodeArray(text) else { return [] }
         return stride(from: 0, to: flat.count - 1, by: 2).map { StreamField(flat[$0], flat[$0 + 1]) }

@@ -9,7 +9,9 @@ import Postgres
 ///   and correlation for tracing; pruned after the retention window (BRIN on `processed_at`).
 ///   There is deliberately no index on `correlation`: it cost about 30 % of a no-op batch's
 ///   throughput, and a trace scans one saga's time window instead.
-/// - `outbox`: messages emitted by committed transactions and not yet published.
+/// - `outbox`: messages emitted by committed transactions and not yet published: one row per
+///   committed batch (`stream` = `*`, `fields` the batch's messages as JSON), or, from older
+///   versions, one row per message; the relay reads both.
 public enum RuntimeSchema {
     /// The runtime's migration, applied before the service's own.
     public static let migration = Migration(
@@ -47,16 +49,21 @@ public enum RuntimeSchema {
         """
     }
 
+    /// The inbox insert of a batch taken as fresh: a known id is a unique violation.
+    static func inboxInsertStrict(_ schema: String) -> String {
+        """
+        INSERT INTO \(schema).inbox (message_id, stream, type, correlation)
+        SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])
+        """
+    }
+
     static func inboxDelete(_ schema: String) -> String {
         "DELETE FROM \(schema).inbox WHERE message_id = ANY($1::text[])"
     }
 
+    /// One outbox row holding a batch's messages (``OutboxMessage/encodeBatch(_:)``).
     static func outboxInsert(_ schema: String) -> String {
-        """
-        INSERT INTO \(schema).outbox (stream, fields, command_id, status)
-        SELECT s, f, NULLIF(c, ''), NULLIF(st, '') FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS t(s, f, c, st)
-        RETURNING seq
-        """
+        "INSERT INTO \(schema).outbox (stream, fields) VALUES ('\(OutboxMessage.batchRow)', $1) RETURNING seq"
     }
 
     static func outboxDelete(_ schema: String) -> String {

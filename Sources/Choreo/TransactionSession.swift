@@ -1,6 +1,6 @@
-// TransactionSession: the batch's open Postgres transaction as handlers see it: queued writes
-// pipelined at commit, immediate queries that first flush earlier writes, and a lazy savepoint
-// per message so one failing handler rolls back only its own work.
+// TransactionSession: the batch's open Postgres transaction as handlers see it: an opening
+// prelude and queued writes pipelined at commit, immediate queries that first flush both, and a
+// lazy savepoint per message so one failing handler rolls back only its own work.
 
 import Postgres
 
@@ -14,8 +14,14 @@ final class TransactionSession {
     /// Set when a flush failed: the transaction is aborted and the batch must be redone.
     private(set) var aborted: PostgresError?
 
-    init(connection: PostgresConnection) {
+    /// Statements that open the transaction (BEGIN, the inbox rows), sent ahead of the first
+    /// flush or of the commit pipeline, whichever comes first: a batch whose handlers only
+    /// queue writes costs one round trip.
+    private var prelude: [PostgresStatement]
+
+    init(connection: PostgresConnection, prelude: [PostgresStatement] = []) {
         self.connection = connection
+        self.prelude = prelude
     }
 
     /// Queues a write of the current message.
@@ -50,8 +56,9 @@ final class TransactionSession {
 
     /// Sends the queued writes (not committing).
     func flush() throws {
-        guard !pending.isEmpty else { return }
-        let statements = pending
+        guard !pending.isEmpty || !prelude.isEmpty else { return }
+        let statements = prelude + pending
+        prelude.removeAll()
         pending.removeAll(keepingCapacity: true)
         messageStart = 0
         for result in try connection.pipeline(statements) {
@@ -71,9 +78,13 @@ final class TransactionSession {
         }
     }
 
-    /// The writes not yet sent, for the commit pipeline.
+    /// The statements not yet sent (the prelude, if still unsent, and the queued writes), for
+    /// the commit pipeline.
     func takePending() -> [PostgresStatement] {
-        defer { pending.removeAll() }
-        return pending
+        defer {
+            prelude.removeAll()
+            pending.removeAll()
+        }
+        return prelude + pending
     }
 }

@@ -93,9 +93,11 @@ public final class ProbeHarness: @unchecked Sendable {
         try postgres.query("SELECT count(*) AS n FROM \(name).inbox").first?.decode(Int.self, "n") ?? 0
     }
 
-    /// Rows left in the outbox.
+    /// Messages left in the outbox (a row holds a batch's messages).
     public func outboxCount() throws -> Int {
-        try postgres.query("SELECT count(*) AS n FROM \(name).outbox").first?.decode(Int.self, "n") ?? 0
+        try postgres.query(
+            "SELECT coalesce(sum(json_array_length(fields::json)), 0)::bigint AS n FROM \(name).outbox"
+        ).first?.decode(Int.self, "n") ?? 0
     }
 
     /// Entries pending in the service's group on its commands stream.

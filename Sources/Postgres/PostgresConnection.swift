@@ -66,6 +66,8 @@ public final class PostgresConnection: @unchecked Sendable {
 
     private func open() throws {
         if let connection { PQfinish(connection) }
+        prepared.removeAll()
+        sightings.removeAll()
         connection = PQconnectdb(conninfo)
         guard let connection, PQstatus(connection) == CONNECTION_OK else {
             let reason = Self.trimmed(connection.map { PQerrorMessage($0) } ?? nil) ?? "out of memory"
@@ -162,17 +164,44 @@ public final class PostgresConnection: @unchecked Sendable {
         let connection = try usableConnection()
         guard PQenterPipelineMode(connection) == 1 else { throw lostOrFailed("cannot enter pipeline mode") }
         defer { _ = PQexitPipelineMode(connection) }
-        for statement in statements {
+        // Statements being prepared in this pipeline: their index and name.
+        var preparing: [(index: Int, name: String)] = []
+        for (index, statement) in statements.enumerated() {
             let texts = statement.parameters.map { $0?.postgresText }
+            var name = prepared[statement.sql]
+            if name == nil, !texts.isEmpty, worthPreparing(statement.sql) {
+                preparedCounter += 1
+                let fresh = "choreo_\(preparedCounter)"
+                guard PQsendPrepare(connection, fresh, statement.sql, Int32(texts.count), nil) == 1 else {
+                    throw lostOrFailed("sending a pipelined prepare failed")
+                }
+                preparing.append((index, fresh))
+                prepared[statement.sql] = fresh
+                name = fresh
+            }
             let sent = Self.withCStrings(texts) { pointers in
-                PQsendQueryParams(connection, statement.sql, Int32(pointers.count), nil, pointers, nil, nil, 0)
+                if let name {
+                    PQsendQueryPrepared(connection, name, Int32(pointers.count), pointers, nil, nil, 0)
+                } else {
+                    PQsendQueryParams(connection, statement.sql, Int32(pointers.count), nil, pointers, nil, nil, 0)
+                }
             }
             guard sent == 1 else { throw lostOrFailed("sending a pipelined statement failed") }
         }
         guard PQpipelineSync(connection) == 1 else { throw lostOrFailed("pipeline sync failed") }
         var outcomes: [Result<PostgresResult, PostgresError>] = []
         outcomes.reserveCapacity(statements.count)
-        for statement in statements {
+        var nextPrepare = 0
+        for (index, statement) in statements.enumerated() {
+            if nextPrepare < preparing.count, preparing[nextPrepare].index == index {
+                // The prepare's own result: forget the name unless it succeeded.
+                nextPrepare += 1
+                let result = PQgetResult(connection)
+                let ok = result.map { PQresultStatus($0) == PGRES_COMMAND_OK } ?? false
+                if let result { PQclear(result) }
+                while let extra = PQgetResult(connection) { PQclear(extra) }
+                if !ok { prepared[statement.sql] = nil }
+            }
             guard let result = PQgetResult(connection) else { throw lostOrFailed("pipeline ended early") }
             if PQresultStatus(result) == PGRES_PIPELINE_ABORTED {
                 PQclear(result)
@@ -196,6 +225,32 @@ public final class PostgresConnection: @unchecked Sendable {
             if status == PGRES_PIPELINE_SYNC { break }
         }
         return outcomes
+    }
+
+    // MARK: Prepared statements
+
+    /// Server-side prepared statements of this session, by SQL text. Pipelined statements seen
+    /// repeatedly are prepared once and then only bound and executed, which spares the server
+    /// parsing and planning them each time (most of its work for small INSERTs). Cleared on
+    /// reconnect; names are never reused.
+    private var prepared: [String: String] = [:]
+    /// The last prepared statement number (names are never reused within a session).
+    private var preparedCounter = 0
+    /// How often each SQL text not yet prepared was pipelined (bounded).
+    private var sightings: [String: Int] = [:]
+    /// At most this many statements are prepared per session.
+    private static let preparedLimit = 512
+
+    /// Whether `sql` has been pipelined often enough to prepare it (the second time).
+    private func worthPreparing(_ sql: String) -> Bool {
+        guard prepared.count < Self.preparedLimit else { return false }
+        let seen = sightings[sql, default: 0] + 1
+        if seen >= 2 {
+            sightings[sql] = nil
+            return true
+        }
+        if sightings.count < Self.preparedLimit * 4 { sightings[sql] = seen }
+        return false
     }
 
     // MARK: Internals

@@ -47,6 +47,34 @@ struct DeliveryTests {
         #expect(try probe.deadLetters().isEmpty)
     }
 
+    @Test("duplicates inside a full first-delivery batch are absorbed: effects, events and results once each")
+    func duplicatesInsideABatch() async throws {
+        let probe = try ProbeHarness()
+        var worker = try probe.startWorker()
+        let early = try (0..<3).map { try probe.send("Record", "{\"key\":\"early\",\"value\":\($0)}") }
+        try await eventually("the early messages handled") { try probe.pendingCount() == 0 && probe.recordCount() == 3 }
+        probe.stop(worker)
+        // One batch read at once: fresh messages mixed with copies of handled ones and a copy
+        // of a fresh one inside the same batch (the optimistic batch insert must fall back).
+        var fresh: [Envelope] = []
+        for index in 0..<8 {
+            fresh.append(try probe.send("Record", "{\"key\":\"late\",\"value\":\(index)}"))
+            if index % 3 == 0 { try probe.send("Record", "{\"key\":\"early\",\"value\":0}", id: early[index / 3].id) }
+        }
+        try probe.send("Record", "{\"key\":\"late\",\"value\":0}", id: fresh[0].id)
+        worker = try probe.startWorker()
+        defer { probe.stop(worker) }
+        try await eventually("everything read and acknowledged") {
+            let group = try probe.redis.xinfoGroups(probe.definition.commandStream).first
+            return try group?.lag == 0 && group?.pending == 0 && probe.outboxCount() == 0
+        }
+        #expect(try probe.recordCount() == 11)
+        #expect(try probe.inboxCount() == 11)
+        #expect(try probe.redis.xlen(probe.definition.eventStream) == 11)
+        for message in early + fresh { #expect(try probe.command(message.id)["status"] == "succeeded") }
+        #expect(try probe.deadLetters().isEmpty)
+    }
+
     @Test("a handler failing twice is retried and succeeds on the third delivery")
     func retryThenSucceed() async throws {
         let probe = try ProbeHarness()

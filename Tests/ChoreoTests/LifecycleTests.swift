@@ -1,8 +1,9 @@
-import Choreo
 import ChoreoTesting
 import Foundation
 import Redis
 import Testing
+
+@testable import Choreo
 
 @Suite("Lifecycles and values")
 struct LifecycleTests {
@@ -61,6 +62,34 @@ struct LifecycleTests {
         let badAt = StreamEntry(
             id: "1-0", fields: [StreamField("id", "x"), StreamField("type", "T"), StreamField("at", "soon")])
         #expect(throws: Envelope.DecodingError(reason: "field 'at' is not a number")) { try Envelope(entry: badAt) }
+    }
+
+    @Test("a batch's outbox row round-trips every message, escapes and all; old single rows still decode")
+    func outboxRows() throws {
+        let tricky = "quote \" backslash \\ newline \n tab \t bell \u{7} unicode é ✓"
+        let messages = [
+            OutboxMessage(
+                stream: "orders.events", fields: [StreamField("id", "1"), StreamField("data", tricky)], commandID: nil,
+                status: nil, seq: nil),
+            OutboxMessage.result(
+                commandID: "c-1", status: .failed, type: "PlaceOrder", data: "{\"code\":\"x\"}", causation: "m-1",
+                traceparent: Envelope.newTraceparent()),
+        ]
+        let row = OutboxMessage.encodeBatch(messages)
+        #expect(JSONText.isValid(row))
+        let decoded = try #require(
+            OutboxMessage.decodeRow(stream: OutboxMessage.batchRow, fields: row, commandID: nil, status: nil))
+        #expect(decoded == messages)
+        #expect(
+            OutboxMessage.decodeRow(stream: OutboxMessage.batchRow, fields: "[[\"x\"", commandID: nil, status: nil)
+                == nil)
+        let single = try #require(
+            OutboxMessage.decodeRow(
+                stream: "choreo.results", fields: JSONText.array(["id", "r-1", "data", tricky]), commandID: "c-2",
+                status: "succeeded"))
+        #expect(single.map(\.stream) == ["choreo.results"])
+        #expect(single.first?.fields == [StreamField("id", "r-1"), StreamField("data", tricky)])
+        #expect(single.first?.status == .succeeded)
     }
 }
 

@@ -127,6 +127,38 @@ struct PostgresConnectionTests {
         #expect(db.backendPID != pid)
     }
 
+    @Test("repeated pipelined statements are prepared once, survive a failed prepare and a reconnect")
+    func preparedPipelines() throws {
+        let scratch = "prepared_\(Int.random(in: 0..<1_000_000_000))"
+        try db.execute("CREATE TEMP TABLE \(scratch) (n int PRIMARY KEY)")
+        let insert = "INSERT INTO \(scratch) (n) VALUES ($1)"
+        func prepared() throws -> Int {
+            try db.query("SELECT count(*) AS n FROM pg_prepared_statements").first?.decode(Int.self, "n") ?? -1
+        }
+        for round in 0..<3 {
+            let outcomes = try db.pipeline((0..<10).map { PostgresStatement(insert, [round * 10 + $0]) })
+            #expect(outcomes.allSatisfy { if case .success = $0 { true } else { false } })
+        }
+        #expect(try prepared() == 1)
+        // A statement that cannot be prepared fails in place and is not remembered as prepared.
+        let broken = "INSERT INTO no_such_table_\(scratch) VALUES ($1)"
+        for _ in 0..<2 {
+            let outcomes = try db.pipeline([PostgresStatement(broken, [1]), PostgresStatement(broken, [2])])
+            #expect(outcomes.allSatisfy { if case .failure = $0 { true } else { false } })
+        }
+        #expect(try db.pipeline([PostgresStatement(insert, [100])]).count == 1)
+        // After the server ends the session, the statements are prepared again on the new one.
+        let admin = try PostgresConnection(url: TestEnvironment.adminDatabaseURL)
+        try admin.query("SELECT pg_terminate_backend($1)", [Int(db.backendPID)])
+        _ = try? db.query("SELECT 1")
+        try db.execute("CREATE TEMP TABLE \(scratch) (n int PRIMARY KEY)")
+        for round in 0..<2 {
+            let outcomes = try db.pipeline((0..<5).map { PostgresStatement(insert, [round * 10 + $0]) })
+            #expect(outcomes.allSatisfy { if case .success = $0 { true } else { false } })
+        }
+        #expect(try db.query("SELECT count(*) AS n FROM \(scratch)").first?.decode(Int.self, "n") == 10)
+    }
+
     @Test("the async client runs statements off the caller's thread")
     func asyncClient() async throws {
         let client = try PostgresClient(url: TestEnvironment.databaseURL)
