@@ -40,7 +40,7 @@ public enum RedisACL {
             ]
         return keys.map { "~" + $0 } + base + [
             "+evalsha", "+eval", "+script|load", "+xadd", "+xread", "+xinfo|groups", "+xinfo|stream", "+xlen",
-            "+hgetall", "+hget", "+hmget", "+hset", "+expire", "+time", "+get", "+set",
+            "+hgetall", "+hget", "+hmget", "+hset", "+expire", "+time", "+get", "+set", "+multi", "+exec",
         ]
     }
 

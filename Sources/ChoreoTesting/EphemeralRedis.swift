@@ -16,7 +16,9 @@ public final class EphemeralRedis: @unchecked Sendable {
 
     /// Starts the server and waits until it answers.
     public init() throws {
-        self.port = try freePort()
+        // Outside the kernel's ephemeral range: the server is restarted on the same port, and
+        // meanwhile an outgoing connection could take a port from that range.
+        self.port = try freePort(in: 20_000..<32_000)
         self.directory = TestEnvironment.workDirectory + "/" + TestEnvironment.uniqueName("redis")
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         try start()
@@ -48,6 +50,26 @@ public final class EphemeralRedis: @unchecked Sendable {
         waitpid(pid, &status, 0)
         pid = 0
     }
+}
+
+/// A TCP port in `range` on 127.0.0.1 that nothing is bound to right now, tried at random.
+public func freePort(in range: Range<Int>) throws -> Int {
+    for _ in 0..<200 {
+        let port = Int.random(in: range)
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = UInt16(port).bigEndian
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
+            }
+        }
+        close(fd)
+        if bound { return port }
+    }
+    return try freePort()
 }
 
 /// A TCP port on 127.0.0.1 that nothing listens on right now.

@@ -11,6 +11,8 @@ import Logging
 import Metrics
 import Prometheus
 import Redis
+import Synchronization
+import Tracing
 
 /// The gateway: builds the Hummingbird application for a topology.
 public final class Gateway: Sendable {
@@ -53,7 +55,9 @@ public final class Gateway: Sendable {
     /// The router with every route.
     public func router() -> Router<BasicRequestContext> {
         let router = Router(context: BasicRequestContext.self)
-        router.add(middleware: TracingMiddleware())
+        // Server spans only when a tracer is bootstrapped: the no-op span still costs its
+        // attributes on every request.
+        if !(InstrumentationSystem.tracer is NoOpTracer) { router.add(middleware: TracingMiddleware()) }
         router.add(middleware: MetricsMiddleware(logger: logger))
         router.add(middleware: ProblemMiddleware())
         router.get("/healthz") { _, _ in Self.json(.ok, "{\"status\":\"ok\"}") }
@@ -80,7 +84,9 @@ public final class Gateway: Sendable {
             }.joined(separator: "/")
             let target = router.group().add(middleware: AuthMiddleware(gateway: self))
             if route.method == "POST" {
-                target.post(RouterPath("/" + path)) { request, context in try await self.submit(route, request, context)
+                let parameters = route.pathParameters
+                target.post(RouterPath("/" + path)) { request, context in
+                    try await self.submit(route, parameters, request, context)
                 }
             } else {
                 target.get(RouterPath("/" + path)) { request, context in try await self.query(route, request, context) }
@@ -105,7 +111,9 @@ public final class Gateway: Sendable {
 
     // MARK: Handlers
 
-    func submit(_ route: RouteDefinition, _ request: Request, _ context: BasicRequestContext) async throws -> Response {
+    func submit(_ route: RouteDefinition, _ parameters: [String], _ request: Request, _ context: BasicRequestContext)
+        async throws -> Response
+    {
         guard let service = topology.service(route.service) else { throw Problem.notFound("unknown service") }
         let contentType = request.headers[.contentType] ?? ""
         let buffer: ByteBuffer
@@ -115,31 +123,34 @@ public final class Gateway: Sendable {
             throw Problem(
                 .contentTooLarge, "Payload too large", detail: "the body is over \(configuration.maxBodyBytes) bytes")
         }
-        let bytes = Data(buffer: buffer)
         // A route without body fields (e.g. `POST /v1/orders/{id}/cancel`) may be sent empty.
-        let bodyless = bytes.isEmpty && route.body.isEmpty
+        let bodyless = buffer.readableBytes == 0 && route.body.isEmpty
         guard bodyless || contentType.lowercased().hasPrefix("application/json") else {
             throw Problem(
                 .unsupportedMediaType, "Unsupported media type",
                 detail: "send the body as application/json (got '\(contentType.isEmpty ? "none" : contentType)')")
         }
-        guard !bytes.isEmpty || bodyless else { throw Problem.badRequest("the body is empty; send a JSON object") }
-        var value = bodyless ? JSONValue.object([:]) : try JSONValue.parse(bytes)
+        guard buffer.readableBytes > 0 || bodyless else {
+            throw Problem.badRequest("the body is empty; send a JSON object")
+        }
+        var value =
+            bodyless ? JSONValue.object([:]) : try buffer.withUnsafeReadableBytes { try JSONValue.parse(bytes: $0) }
         let errors = BodyValidator.errors(value, fields: route.body)
         guard errors.isEmpty else {
             throw Problem.unprocessable("the body does not match \(route.method) \(route.path)", errors)
         }
-        if case .object(var object) = value {
-            for name in route.pathParameters {
+        if !parameters.isEmpty, case .object(var object) = value {
+            for name in parameters {
                 if let parameter = context.parameters.get(name) { object[name] = .string(parameter) }
             }
             value = .object(object)
         }
         try await requireCapacity(service)
-        let envelope = Envelope(type: route.type, data: value.text, traceparent: Self.traceparent(request))
+        let text = value.text
+        let envelope = Envelope(type: route.type, data: text, traceparent: Self.traceparent(request))
         let key = request.headers[HTTPField.Name("Idempotency-Key")!]
         if let key, key.count > 200 { throw Problem.badRequest("Idempotency-Key is longer than 200 characters") }
-        let fingerprint = "\(route.method) \(route.path) \(value.text)"
+        let fingerprint = "\(route.method) \(route.path) \(text)"
         switch try await store.submit(envelope, service: service, idempotencyKey: key, fingerprint: fingerprint) {
         case .accepted(let id):
             return Self.accepted(id: id, status: .accepted, request: request)
@@ -348,7 +359,7 @@ struct AuthMiddleware<Context: RequestContext>: RouterMiddleware {
             throw Problem(.forbidden, "Forbidden", detail: "API key '\(key.name)' may not call \(request.uri.path)")
         }
         if let limit = gateway.configuration.rateLimit {
-            let wait = try await gateway.store.client().withConnection { try limit.take(key.name, on: $0) }
+            let wait = try await limit.take(key.name, on: gateway.store.client())
             if let wait {
                 throw Problem(
                     .tooManyRequests, "Too many requests",
@@ -364,6 +375,18 @@ struct AuthMiddleware<Context: RequestContext>: RouterMiddleware {
 /// line (with the trace id), and echoes `X-Request-Id` (or assigns one) and `traceparent`.
 struct MetricsMiddleware<Context: RequestContext>: RouterMiddleware {
     let logger: Logger
+    /// Request counters by method, route and status, and duration timers by route: made once
+    /// (swift-metrics factory lookups are costly per request).
+    private let cache = Cache()
+
+    private final class Cache: Sendable {
+        let counters = Mutex<[String: Metrics.Counter]>([:])
+        let timers = Mutex<[String: Metrics.Timer]>([:])
+    }
+
+    init(logger: Logger) {
+        self.logger = logger
+    }
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws
         -> Response
@@ -375,22 +398,33 @@ struct MetricsMiddleware<Context: RequestContext>: RouterMiddleware {
         response.headers[HTTPField.Name("X-Request-Id")!] = requestID
         let traceparent = request.headers[HTTPField.Name("traceparent")!]
         if let traceparent { response.headers[HTTPField.Name("traceparent")!] = traceparent }
-        let dimensions = [
-            ("method", request.method.rawValue), ("route", route), ("status", String(response.status.code)),
-        ]
-        Counter(label: "choreo_gateway_requests_total", dimensions: dimensions).increment()
+        let method = request.method.rawValue
+        let status = String(response.status.code)
+        let counterKey = "\(method) \(route) \(status)"
+        cache.counters.withLock { counters in
+            if let counter = counters[counterKey] { return counter }
+            let counter = Metrics.Counter(
+                label: "choreo_gateway_requests_total",
+                dimensions: [("method", method), ("route", route), ("status", status)])
+            counters[counterKey] = counter
+            return counter
+        }.increment()
         let elapsed = ContinuousClock.now - start
-        Timer(
-            label: "choreo_gateway_request_duration_seconds", dimensions: [("route", route)],
-            preferredDisplayUnit: .seconds
-        )
-        .recordNanoseconds(elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)
+        cache.timers.withLock { timers in
+            if let timer = timers[route] { return timer }
+            let timer = Metrics.Timer(
+                label: "choreo_gateway_request_duration_seconds", dimensions: [("route", route)],
+                preferredDisplayUnit: .seconds)
+            timers[route] = timer
+            return timer
+        }.recordNanoseconds(elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)
+        guard logger.logLevel <= .info else { return response }
         var metadata: Logger.Metadata = [
-            "method": "\(request.method.rawValue)", "path": "\(request.uri.path)", "status": "\(response.status.code)",
+            "method": "\(method)", "path": "\(request.uri.path)", "status": "\(status)",
             "ms": "\(elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000)",
             "request_id": "\(requestID)",
         ]
-        if let trace = traceparent?.split(separator: "-").dropFirst().first { metadata["trace_id"] = "\(trace)" }
+        if let traceparent, let trace = TraceParent(header: traceparent) { metadata["trace_id"] = "\(trace.traceID)" }
         logger.info("request", metadata: metadata)
         return response
     }

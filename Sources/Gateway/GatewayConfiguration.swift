@@ -12,8 +12,9 @@ public struct GatewayConfiguration: Sendable, Equatable {
     public var maxWait: Double = 60
     /// How long a query waits for the owning service's reply before 504, in seconds.
     public var queryTimeout: Double = 5
-    /// Redis connections for request handling (the results tail has its own).
-    public var redisPoolSize: Int = 4
+    /// Redis connections for request handling (the results tail has its own). Concurrent
+    /// requests share each connection's round trips (automatic pipelining), so a few suffice.
+    public var redisPoolSize: Int = 2
     /// Whether to refuse commands for services without a live worker (503), instead of queueing.
     public var requireLiveWorker: Bool = true
 

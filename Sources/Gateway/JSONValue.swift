@@ -15,8 +15,13 @@ public indirect enum JSONValue: Sendable, Equatable, Codable {
 
     /// Parses JSON text; throws a ``Problem`` (400) naming the problem.
     public static func parse(_ data: Data) throws -> JSONValue {
+        try data.withUnsafeBytes { try parse(bytes: $0) }
+    }
+
+    /// Parses JSON text from raw bytes; throws a ``Problem`` (400) naming the problem.
+    public static func parse(bytes: UnsafeRawBufferPointer) throws -> JSONValue {
         do {
-            return try JSONDecoder().decode(JSONValue.self, from: data)
+            return try JSONReader.parse(bytes.bindMemory(to: UInt8.self))
         } catch {
             throw Problem.badRequest("the body is not valid JSON")
         }
@@ -55,11 +60,7 @@ public indirect enum JSONValue: Sendable, Equatable, Codable {
     }
 
     /// Compact JSON text with sorted keys.
-    public var text: String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return (try? encoder.encode(self)).map { String(decoding: $0, as: UTF8.self) } ?? "null"
-    }
+    public var text: String { JSONWriter.text(self) }
 
     /// A name for the value's JSON type, for error messages.
     public var typeName: String {

@@ -46,9 +46,9 @@ public struct RateLimit: Sendable, Equatable {
         """)
 
     /// Takes one request for `key`; returns nil when allowed, or the seconds to wait.
-    func take(_ key: String, on redis: RedisConnection) throws -> Int? {
-        let reply = try Self.script.run(
-            on: redis, keys: ["choreo:ratelimit:\(key)"], arguments: [String(1000 / perSecond), String(burst)])
+    func take(_ key: String, on redis: RedisClient) async throws -> Int? {
+        let reply = try await redis.run(
+            Self.script, keys: ["choreo:ratelimit:\(key)"], arguments: [String(1000 / perSecond), String(burst)])
         guard let parts = reply.array, parts.count == 2, parts[0].int == 0 else { return nil }
         return max(1, Int((Double(parts[1].int ?? 1000) / 1000).rounded(.up)))
     }

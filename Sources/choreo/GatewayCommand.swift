@@ -17,6 +17,10 @@ struct GatewayCommand: AsyncParsableCommand {
     @Option(help: "Port to listen on.") var port = 8080
     @Option(help: "Largest request body in bytes.") var maxBody = 64 * 1024
     @Option(help: "Longest long-wait in seconds.") var maxWait = 60.0
+    @Flag(
+        help:
+            "Accept commands for services without a live worker (queued until one starts) instead of answering 503."
+    ) var queueWithoutWorkers = false
     @Option(help: "Per-API-key rate limit shared by all gateways, e.g. 100/s,burst=50 (env CHOREO_RATE_LIMIT).")
     var rateLimit: String? = ProcessInfo.processInfo.environment["CHOREO_RATE_LIMIT"]
 
@@ -36,6 +40,7 @@ struct GatewayCommand: AsyncParsableCommand {
         configuration.port = port
         configuration.maxBodyBytes = maxBody
         configuration.maxWait = maxWait
+        configuration.requireLiveWorker = !queueWithoutWorkers
         if let problem = configuration.problems().first { throw ValidationError(problem) }
         do {
             configuration.keys = try APIKeyring.fromEnvironment()

@@ -13,7 +13,9 @@ struct AuthTests {
         var configuration = GatewayConfiguration()
         configuration.requireLiveWorker = false
         configuration.keys = try APIKeyring(
-            spec: "ops:ops-secret-0123456789,reader:reader-secret-012345:/v1/commands|/v1/\(probe.name)/records/")
+            spec:
+                "ops_\(probe.name):ops-secret-0123456789,reader:reader-secret-012345:/v1/commands|/v1/\(probe.name)/records/"
+        )
         configuration.rateLimit = limit
         return try Gateway(topology: probe.topology, configuration: configuration)
     }

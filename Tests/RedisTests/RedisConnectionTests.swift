@@ -89,4 +89,41 @@ struct RedisConnectionTests {
         let replies = try await client.pipeline([["INCR", key + ":c"], ["INCR", key + ":c"]])
         #expect(replies == [.integer(1), .integer(2)])
     }
+
+    @Test("concurrent callers share round trips: every reply reaches its caller, errors only the failing one")
+    func autoPipelining() async throws {
+        let client = try RedisClient(url: TestEnvironment.redisURL)
+        let counter = key + ":n"
+        let values = try await withThrowingTaskGroup(of: Int.self) { group in
+            for _ in 0..<500 { group.addTask { try await client.command(["INCR", counter]).int ?? -1 } }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        #expect(values.sorted() == Array(1...500))
+        try await client.command(["SET", key + ":text", "x"])
+        await #expect(throws: RedisError.self) { try await client.command(["INCR", key + ":text"]) }
+        #expect(try await client.command(["GET", counter]).string == "500")
+        // A group is sent back to back: MULTI ... EXEC stays one transaction among other callers.
+        let replies = try await withThrowingTaskGroup(of: [RedisReply].self) { group in
+            for _ in 0..<50 {
+                group.addTask {
+                    try await client.group([["MULTI"], ["INCR", counter], ["INCR", counter], ["EXEC"]])
+                }
+            }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        for reply in replies {
+            guard case .array(let results) = reply.last, results.count == 2,
+                let first = results[0].int, let second = results[1].int
+            else {
+                Issue.record("EXEC did not answer two integers: \(reply)")
+                continue
+            }
+            #expect(second == first + 1)
+        }
+        // A script is reloaded after the server forgets it.
+        let script = RedisScript("return redis.call('INCR', KEYS[1])")
+        #expect(try await client.run(script, keys: [key + ":s"]) == .integer(1))
+        try await client.command(["SCRIPT", "FLUSH"])
+        #expect(try await client.run(script, keys: [key + ":s"]) == .integer(2))
+    }
 }

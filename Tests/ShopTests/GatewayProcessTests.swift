@@ -10,7 +10,7 @@ struct GatewayProcessTests {
     func sharedRateLimit() async throws {
         let probe = try ProbeHarness()
         let path = try probe.writeTopology(processes: 1)
-        let environment = ["CHOREO_API_KEYS": "ci:shared-limit-secret-1"]
+        let environment = ["CHOREO_API_KEYS": "ci_\(probe.name):shared-limit-secret-1"]
         // A slow refill (one token per 10 s), so the outcome does not depend on how fast this runs.
         let limit = ["--rate-limit", "0.1/s,burst=5"]
         let first = try await probe.spawnGateway(topology: path, environment: environment, arguments: limit)
