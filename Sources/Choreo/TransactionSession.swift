@@ -57,7 +57,7 @@ final class TransactionSession {
     /// Sends the queued writes (not committing).
     func flush() throws {
         guard !pending.isEmpty || !prelude.isEmpty else { return }
-        let statements = prelude + pending
+        let statements = prelude + StatementCoalescer.coalesce(pending)
         prelude.removeAll()
         pending.removeAll(keepingCapacity: true)
         messageStart = 0
@@ -85,6 +85,6 @@ final class TransactionSession {
             prelude.removeAll()
             pending.removeAll()
         }
-        return prelude + pending
+        return prelude + StatementCoalescer.coalesce(pending)
     }
 }

@@ -24,14 +24,20 @@ public final class PostgresConnection: @unchecked Sendable {
     private var connection: OpaquePointer?
     private var savepointCounter = 0
     private let searchPath: [String]
+    private let preferredSettings: [(key: String, value: String)]
 
     /// Connects to `url` (`postgres://user:password@host:port/db`, `postgresql://...`, a
     /// `?host=/socket/dir` query for unix sockets, or a libpq key=value conninfo string).
     ///
     /// - Parameter connectTimeout: seconds to wait for the server (libpq `connect_timeout`).
     /// - Parameter searchPath: schemas for unqualified names, set on every (re)connect.
-    public init(url: String, connectTimeout: Int = 5, searchPath: [String] = []) throws {
+    /// - Parameter preferredSettings: run-time parameters set on every (re)connect when the
+    ///   server accepts them (ignored when it does not, e.g. a compression it was built without).
+    public init(
+        url: String, connectTimeout: Int = 5, searchPath: [String] = [], preferredSettings: [String: String] = [:]
+    ) throws {
         self.searchPath = searchPath
+        self.preferredSettings = preferredSettings.sorted { $0.key < $1.key }
         var parseError: UnsafeMutablePointer<CChar>?
         guard let options = PQconninfoParse(url, &parseError) else {
             let reason = parseError.map { String(cString: $0) } ?? "unparseable"
@@ -77,6 +83,9 @@ public final class PostgresConnection: @unchecked Sendable {
         PQsetNoticeProcessor(connection, { _, _ in }, nil)
         // Text timestamps are parsed as UTC; keep the session in UTC whatever the server default.
         _ = try simple("SET TIME ZONE 'UTC'")
+        for setting in preferredSettings {
+            _ = try? query("SELECT set_config($1, $2, false)", [setting.key, setting.value])
+        }
         if !searchPath.isEmpty {
             let quoted = searchPath.map { "\"" + $0.replacingOccurrences(of: "\"", with: "\"\"") + "\"" }
             _ = try simple("SET search_path TO \(quoted.joined(separator: ", "))")

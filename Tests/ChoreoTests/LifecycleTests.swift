@@ -1,5 +1,6 @@
 import ChoreoTesting
 import Foundation
+import Postgres
 import Redis
 import Testing
 
@@ -62,6 +63,27 @@ struct LifecycleTests {
         let badAt = StreamEntry(
             id: "1-0", fields: [StreamField("id", "x"), StreamField("type", "T"), StreamField("at", "soon")])
         #expect(throws: Envelope.DecodingError(reason: "field 'at' is not a number")) { try Envelope(entry: badAt) }
+    }
+
+    @Test("runs of one plain single-row INSERT are merged into multi-row INSERTs; anything else is left alone")
+    func coalescing() {
+        let insert = "INSERT INTO records (message_id, key, value) VALUES ($1, $2, $3)"
+        #expect(StatementCoalescer.parse(insert)?.parameters == 3)
+        for other in [
+            "INSERT INTO t (a) VALUES ($1) ON CONFLICT DO NOTHING", "INSERT INTO t (a) VALUES ($1) RETURNING a",
+            "INSERT INTO t (a, b) VALUES ($2, $1)", "INSERT INTO t (a) VALUES ($1::int)",
+            "INSERT INTO t (a) SELECT $1", "UPDATE t SET a = $1", "INSERT INTO t (a) VALUES ($1); DELETE FROM t",
+        ] {
+            #expect(StatementCoalescer.parse(other) == nil, "\(other)")
+        }
+        let update = PostgresStatement("UPDATE t SET a = $1", [1])
+        let rows = (0..<85).map { (index: Int) in PostgresStatement(insert, ["m" + String(index), "k", index]) }
+        let merged = StatementCoalescer.coalesce([update] + rows + [update] + rows.prefix(1))
+        // 85 = 64 + 16 + 4 + 1; the lone INSERT after the UPDATE stays as it is.
+        #expect(merged.map(\.parameters.count) == [1, 192, 48, 12, 3, 1, 3])
+        #expect(merged[1].sql.hasSuffix("($190, $191, $192)"))
+        #expect(merged[4].sql == insert)
+        #expect(merged[1].parameters.compactMap { $0?.postgresText }.prefix(4) == ["m0", "k", "0", "m1"])
     }
 
     @Test("a batch's outbox row round-trips every message, escapes and all; old single rows still decode")
