@@ -221,6 +221,9 @@ public final class PostgresConnection: @unchecked Sendable {
                     as PostgresError
                 {
                     if error.kind == .connectionLost { throw error }
+                    // A table changed under a prepared statement ("cached plan must not change
+                    // result type"): forget it, so the next use prepares it again.
+                    if error.sqlState == "0A000" || error.sqlState == "26000" { prepared[statement.sql] = nil }
                     outcomes.append(.failure(error))
                 }
             }

@@ -147,6 +147,13 @@ struct PostgresConnectionTests {
             #expect(outcomes.allSatisfy { if case .failure = $0 { true } else { false } })
         }
         #expect(try db.pipeline([PostgresStatement(insert, [100])]).count == 1)
+        // A table changed under a prepared SELECT *: at most one failure, then it is prepared again.
+        let select = "SELECT * FROM \(scratch) WHERE n = $1"
+        for _ in 0..<2 { _ = try db.pipeline([PostgresStatement(select, [1])]) }
+        try db.execute("ALTER TABLE \(scratch) ADD COLUMN note text")
+        _ = try db.pipeline([PostgresStatement(select, [1])])
+        let again = try db.pipeline([PostgresStatement(select, [1])])
+        #expect(try again.first?.get().columns == ["n", "note"])
         // After the server ends the session, the statements are prepared again on the new one.
         let admin = try PostgresConnection(url: TestEnvironment.adminDatabaseURL)
         try admin.query("SELECT pg_terminate_backend($1)", [Int(db.backendPID)])
