@@ -10,7 +10,15 @@ import Synchronization
 
 /// Parks waiters by command id and wakes them when a result for that id lands.
 public final class ResultWaiters: ServiceLifecycle.Service, Sendable {
-    private let waiters = Mutex<[String: [UInt64: CheckedContinuation<Bool, Never>]]>([:])
+    /// A parked request: its continuation, and the task that re-checks the status and then
+    /// sleeps until the deadline (cancelled as soon as the waiter is woken, so an answered
+    /// long-wait holds no sleeping task for the rest of its timeout).
+    private struct Waiter: Sendable {
+        var continuation: CheckedContinuation<Bool, Never>
+        var timer: Task<Void, Never>?
+    }
+
+    private let waiters = Mutex<[String: [UInt64: Waiter]]>([:])
     private let counter = Mutex<UInt64>(0)
     private let running = Mutex(true)
     let redisURL: String
@@ -38,40 +46,57 @@ public final class ResultWaiters: ServiceLifecycle.Service, Sendable {
         }
         guard running.withLock({ $0 }) else { return false }
         return await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
-            waiters.withLock { $0[id, default: [:]][token] = continuation }
-            Task {
+            waiters.withLock { $0[id, default: [:]][token] = Waiter(continuation: continuation) }
+            let timer = Task {
                 if await afterRegistering() {
                     self.resume(id: id, token: token, with: true)
                     return
                 }
-                try? await Task.sleep(nanoseconds: UInt64(max(0, timeout) * 1_000_000_000))
+                do {
+                    try await Task.sleep(nanoseconds: UInt64(max(0, timeout) * 1_000_000_000))
+                } catch {
+                    return  // woken: the waiter was already resumed
+                }
                 self.resume(id: id, token: token, with: false)
             }
+            let parked = waiters.withLock { map -> Bool in
+                guard map[id]?[token] != nil else { return false }
+                map[id]?[token]?.timer = timer
+                return true
+            }
+            if !parked { timer.cancel() }
         }
     }
 
     private func resume(id: String, token: UInt64, with value: Bool) {
-        let continuation = waiters.withLock { map -> CheckedContinuation<Bool, Never>? in
+        let waiter = waiters.withLock { map -> Waiter? in
             let found = map[id]?.removeValue(forKey: token)
             if map[id]?.isEmpty == true { map[id] = nil }
             return found
         }
-        continuation?.resume(returning: value)
+        waiter?.timer?.cancel()
+        waiter?.continuation.resume(returning: value)
     }
 
     /// Wakes every waiter of `id`.
     public func wake(_ id: String) {
         let woken = waiters.withLock { $0.removeValue(forKey: id) } ?? [:]
-        for continuation in woken.values { continuation.resume(returning: true) }
+        for waiter in woken.values {
+            waiter.timer?.cancel()
+            waiter.continuation.resume(returning: true)
+        }
     }
 
     /// Wakes every waiter (shutdown): they answer with the status they can read.
     public func wakeAll() {
-        let all = waiters.withLock { map -> [CheckedContinuation<Bool, Never>] in
+        let all = waiters.withLock { map -> [Waiter] in
             defer { map.removeAll() }
             return map.values.flatMap(\.values)
         }
-        for continuation in all { continuation.resume(returning: false) }
+        for waiter in all {
+            waiter.timer?.cancel()
+            waiter.continuation.resume(returning: false)
+        }
     }
 
     /// Starts tailing `choreo.results` on a dedicated thread with one connection.
