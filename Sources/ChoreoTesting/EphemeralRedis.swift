@@ -57,15 +57,7 @@ public func freePort(in range: Range<Int>) throws -> Int {
     for _ in 0..<200 {
         let port = Int.random(in: range)
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = UInt16(port).bigEndian
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
-            }
-        }
+        let bound = withLoopbackAddress(port: port) { bind(fd, $0, $1) == 0 }
         close(fd)
         if bound { return port }
     }
@@ -103,20 +95,23 @@ public func canConnect(port: Int) -> Bool {
 /// A TCP socket connected to 127.0.0.1:`port`, or nil; the caller closes it.
 public func connectLoopback(port: Int) -> Int32? {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    address.sin_port = UInt16(port).bigEndian
-    let connected = withUnsafePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-            connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
-        }
-    }
+    let connected = withLoopbackAddress(port: port) { connect(fd, $0, $1) == 0 }
     guard connected else {
         close(fd)
         return nil
     }
     return fd
+}
+
+/// Calls `body` with the socket address 127.0.0.1:`port` and its length.
+func withLoopbackAddress<R>(port: Int, _ body: (UnsafePointer<sockaddr>, socklen_t) -> R) -> R {
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    address.sin_port = UInt16(port).bigEndian
+    return withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { body($0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
 }
 
 /// A minimal HTTP/1.1 GET over loopback; returns the raw response (status line, headers, body).
