@@ -80,9 +80,11 @@ public final class CommandStore: Sendable {
     private let liveness = Mutex<[String: (checked: Date, live: Bool)]>([:])
 
     /// Opens `poolSize` connections to the topology's Redis.
-    public init(topology: Topology, poolSize: Int = 2) throws {
+    public init(topology: Topology, poolSize: Int = 1) throws {
         self.topology = topology
-        self.clients = try (0..<max(1, poolSize)).map { _ in try RedisClient(url: topology.redisURL) }
+        self.clients = try (0..<max(1, poolSize)).map { _ in
+            try RedisClient(url: topology.redisURL)
+        }
     }
 
     /// A client, round robin.
@@ -142,12 +144,12 @@ public final class CommandStore: Sendable {
         }
     }
 
-    /// Records and enqueues a command without an idempotency key: `MULTI`, `HSET` + `EXPIRE`
-    /// of the record, `XADD`, `EXEC`, sent back to back (cheaper for Redis than the script).
+    /// Records and enqueues a command without an idempotency key: `HSET` + `EXPIRE` of the
+    /// record and `XADD` in one transaction (cheaper for Redis than the script; concurrent
+    /// submissions share one `MULTI` ... `EXEC`, see ``RedisClient/transaction(_:)``).
     private func submitAtomically(_ envelope: Envelope, service: ServiceDefinition) async throws -> SubmitOutcome {
         let key = Topology.commandKey(envelope.id)
-        let replies = try await client().group([
-            ["MULTI"],
+        let results = try await client().transaction([
             [
                 "HSET", key, "id", envelope.id, "type", envelope.type, "service", service.name, "status", "accepted",
                 "submittedAt", String(envelope.at),
@@ -155,14 +157,7 @@ public final class CommandStore: Sendable {
             ["EXPIRE", key, String(Int(topology.commandTTL))],
             RedisConnection.xaddArguments(
                 service.commandStream, fields: envelope.fields, maxLength: service.policy.maxLength),
-            ["EXEC"],
         ])
-        for reply in replies {
-            if case .error(let message) = reply { throw RedisError.server(command: "MULTI", message: message) }
-        }
-        guard case .array(let results) = replies.last, results.count == 3 else {
-            throw RedisError.unexpectedReply(command: "EXEC", reply: replies.last?.description ?? "none")
-        }
         for result in results {
             if case .error(let message) = result { throw RedisError.server(command: "EXEC", message: message) }
         }

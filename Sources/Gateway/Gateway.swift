@@ -146,11 +146,13 @@ public final class Gateway: Sendable {
             value = .object(object)
         }
         try await requireCapacity(service)
-        let text = value.text
-        let envelope = Envelope(type: route.type, data: text, traceparent: Self.traceparent(request))
-        let key = request.headers[HTTPField.Name("Idempotency-Key")!]
+        let key = request.headers[.idempotencyKey]
         if let key, key.count > 200 { throw Problem.badRequest("Idempotency-Key is longer than 200 characters") }
-        let fingerprint = "\(route.method) \(route.path) \(text)"
+        // The body as sent, unless path parameters were merged in or an idempotency key needs
+        // the canonical text (sorted keys) to compare bodies.
+        let text = key == nil && parameters.isEmpty && !bodyless ? String(buffer: buffer) : value.text
+        let envelope = Envelope(type: route.type, data: text, traceparent: Self.traceparent(request))
+        let fingerprint = key == nil ? "" : "\(route.method) \(route.path) \(text)"
         switch try await store.submit(envelope, service: service, idempotencyKey: key, fingerprint: fingerprint) {
         case .accepted(let id):
             return Self.accepted(id: id, status: .accepted, request: request)
@@ -282,8 +284,8 @@ public final class Gateway: Sendable {
 
     static func accepted(id: String, status: CommandStatus, request: Request) -> Response {
         var headers: HTTPFields = [.location: "/v1/commands/\(id)"]
-        if let requestID = request.headers[HTTPField.Name("X-Request-Id")!] {
-            headers[HTTPField.Name("X-Request-Id")!] = requestID
+        if let requestID = request.headers[.requestID] {
+            headers[.requestID] = requestID
         }
         return json(
             .accepted,
@@ -298,7 +300,7 @@ public final class Gateway: Sendable {
     /// `Prefer: wait=N` (RFC 7240) or `?wait=N`, capped.
     static func waitSeconds(_ request: Request, cap: Double) throws -> Double {
         var text: String?
-        if let prefer = request.headers[HTTPField.Name("Prefer")!] {
+        if let prefer = request.headers[.prefer] {
             for part in prefer.split(separator: ",") {
                 let pair = part.trimmingCharacters(in: .whitespaces).split(separator: "=", maxSplits: 1)
                 if pair.count == 2, pair[0].lowercased() == "wait" { text = String(pair[1]) }
@@ -317,7 +319,7 @@ public final class Gateway: Sendable {
     public static func traceparent(_ request: Request) -> String {
         // A recording tracer: the message is a child of the request's server span.
         if let current = ServiceContext.current?.traceParent { return current.header }
-        if let header = request.headers[HTTPField.Name("traceparent")!] {
+        if let header = request.headers[.traceparent] {
             let parts = header.split(separator: "-")
             if parts.count == 4, parts[0].count == 2, parts[1].count == 32, parts[2].count == 16, parts[3].count == 2,
                 parts[1] != "00000000000000000000000000000000"

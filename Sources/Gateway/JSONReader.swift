@@ -3,9 +3,12 @@
 
 /// A strict RFC 8259 parser into ``JSONValue``: integers without a fraction or exponent that
 /// fit 64 bits stay integers, every other number is a double; strings must be valid UTF-8;
-/// nesting is capped.
+/// nesting is capped; an object may not repeat a key (which copy counts would be up to each
+/// reader, and the gateway forwards the body as sent).
 struct JSONReader {
-    struct Failure: Error {}
+    struct Failure: Error {
+        var reason = "the body is not valid JSON"
+    }
 
     private let bytes: UnsafeBufferPointer<UInt8>
     private var index = 0
@@ -63,7 +66,10 @@ struct JSONReader {
                 skipSpace()
                 try expect(UInt8(ascii: ":"))
                 skipSpace()
-                object[key] = try value(depth: depth + 1)
+                guard object.updateValue(try value(depth: depth + 1), forKey: key) == nil else {
+                    throw Failure(
+                        reason: "the body is not valid JSON: the key '\(key.prefix(100))' appears twice in one object")
+                }
                 skipSpace()
                 if current == UInt8(ascii: ",") {
                     index += 1

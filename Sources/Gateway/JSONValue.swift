@@ -23,7 +23,7 @@ public indirect enum JSONValue: Sendable, Equatable, Codable {
         do {
             return try JSONReader.parse(bytes.bindMemory(to: UInt8.self))
         } catch {
-            throw Problem.badRequest("the body is not valid JSON")
+            throw Problem.badRequest(error.reason)
         }
     }
 

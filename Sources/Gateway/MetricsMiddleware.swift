@@ -30,10 +30,10 @@ struct MetricsMiddleware<Context: RequestContext>: RouterMiddleware {
         let start = ContinuousClock.now
         var response = try await next(request, context)
         let route = context.endpointPath ?? "unmatched"
-        let requestID = request.headers[HTTPField.Name("X-Request-Id")!] ?? Envelope.randomHex(8)
-        response.headers[HTTPField.Name("X-Request-Id")!] = requestID
-        let traceparent = request.headers[HTTPField.Name("traceparent")!]
-        if let traceparent { response.headers[HTTPField.Name("traceparent")!] = traceparent }
+        let requestID = request.headers[.requestID] ?? Envelope.randomHex(8)
+        response.headers[.requestID] = requestID
+        let traceparent = request.headers[.traceparent]
+        if let traceparent { response.headers[.traceparent] = traceparent }
         let method = request.method.rawValue
         let status = String(response.status.code)
         let counterKey = "\(method) \(route) \(status)"

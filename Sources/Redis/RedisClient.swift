@@ -1,94 +1,150 @@
 // RedisClient: the async face of a RedisConnection. One dedicated thread owns the blocking
 // connection; commands submitted concurrently are written together as one pipeline and their
-// replies handed back in order (automatic pipelining), so async code and SwiftNIO event loops
-// never block on hiredis and many concurrent callers share each round trip.
+// replies handed back in order (automatic pipelining), and concurrent transactions share one
+// MULTI ... EXEC, so async code and SwiftNIO event loops never block on hiredis and many
+// concurrent callers share each round trip.
 
 import Foundation
 import Synchronization
 
 /// An async-safe Redis client: one ``RedisConnection`` owned by a private thread.
 ///
-/// ``command(_:)`` calls from concurrent tasks are queued and sent in one pipeline per round
-/// trip (up to 512 at a time), which is what lets one connection serve thousands of requests
-/// per second. ``withConnection(_:)`` runs a closure with exclusive use of the connection, in
-/// submission order with the commands.
+/// Calls from concurrent tasks are queued and sent in one pipeline per round trip (up to 512
+/// commands at a time), which is what lets one connection serve thousands of requests per
+/// second; ``transaction(_:)`` calls queued together share one `MULTI` ... `EXEC`.
+/// ``withConnection(_:)`` runs a closure with exclusive use of the connection, in submission
+/// order with the commands.
 public final class RedisClient: Sendable {
     private enum Job: Sendable {
-        case command([String], CheckedContinuation<RedisReply, Error>)
+        case command([String], UnsafeContinuation<RedisReply, Error>)
         /// Commands sent back to back (a MULTI ... EXEC), answered together.
-        case group([[String]], CheckedContinuation<[RedisReply], Error>)
+        case group([[String]], UnsafeContinuation<[RedisReply], Error>)
+        /// Commands run as one transaction; answered with EXEC's results.
+        case transaction([[String]], UnsafeContinuation<[RedisReply], Error>)
         case closure(@Sendable (RedisConnection) -> Void)
     }
 
     /// Where one job's replies go in a flushed pipeline.
     private enum Waiter {
-        case one([String], CheckedContinuation<RedisReply, Error>)
-        case many(Int, CheckedContinuation<[RedisReply], Error>)
+        case one([String], UnsafeContinuation<RedisReply, Error>)
+        case many(Int, UnsafeContinuation<[RedisReply], Error>)
     }
 
-    /// The queue shared with the owning thread, and whether the client was released.
+    /// Transactions queued in one flush, merged into a single `MULTI` ... `EXEC`.
+    private struct MergedTransaction {
+        var commands: [[String]] = []
+        var parts: [(commands: Range<Int>, continuation: UnsafeContinuation<[RedisReply], Error>)] = []
+    }
+
+    /// The queue, and who owns the connection.
+    private struct Queue {
+        var pending: [Job] = []
+        /// The client's thread has been handed the connection and will send what is pending
+        /// before letting go; a caller that finds this false hands it over (one signal).
+        var busy = false
+        var closed = false
+    }
+
+    /// The state shared with the owning thread.
     private final class Shared: Sendable {
-        let jobs = Mutex<(pending: [Job], closed: Bool)>(([], false))
+        let queue = Mutex(Queue())
+        /// One signal per hand-over of the connection to the client's thread.
         let wakeup = DispatchSemaphore(value: 0)
         let connection: RedisConnection
 
         init(connection: RedisConnection) { self.connection = connection }
 
+        /// Queues `job`; hands the connection to the client's thread if nobody owns it.
         func submit(_ job: Job) {
-            let accepted = jobs.withLock { state -> Bool in
-                guard !state.closed else { return false }
-                state.pending.append(job)
-                return true
+            enum Decision { case queued, handOver, closed }
+            let decision = queue.withLock { queue -> Decision in
+                guard !queue.closed else { return .closed }
+                queue.pending.append(job)
+                if queue.busy { return .queued }
+                queue.busy = true
+                return .handOver
             }
-            guard !accepted else {
-                wakeup.signal()
+            switch decision {
+            case .queued:
                 return
-            }
-            let closed = RedisError.connectionLost(endpoint: "", reason: "the client was closed")
-            switch job {
-            case .command(_, let continuation): continuation.resume(throwing: closed)
-            case .group(_, let continuation): continuation.resume(throwing: closed)
-            case .closure(let body): body(connection)
+            case .handOver:
+                wakeup.signal()
+            case .closed:
+                let closed = RedisError.connectionLost(endpoint: "", reason: "the client was closed")
+                switch job {
+                case .command(_, let continuation): continuation.resume(throwing: closed)
+                case .group(_, let continuation), .transaction(_, let continuation):
+                    continuation.resume(throwing: closed)
+                case .closure(let body): body(connection)
+                }
             }
         }
 
-        /// The owning thread's loop: drain the queue, pipeline consecutive commands.
+        /// The client's thread: each wake-up hands it the connection; it sends what is queued
+        /// (everything queued during a round trip goes in the next one) until nothing is, then
+        /// lets go.
         func run() {
             while true {
                 wakeup.wait()
-                let (batch, closed) = jobs.withLock { state in
-                    defer { state.pending.removeAll(keepingCapacity: true) }
-                    return (state.pending, state.closed)
-                }
-                var commands: [[String]] = []
-                var waiters: [Waiter] = []
-                for job in batch {
-                    switch job {
-                    case .command(let arguments, let continuation):
-                        commands.append(arguments)
-                        waiters.append(.one(arguments, continuation))
-                    case .group(let group, let continuation):
-                        commands += group
-                        waiters.append(.many(group.count, continuation))
-                    case .closure(let body):
-                        flush(&commands, &waiters)
-                        body(connection)
+                while true {
+                    let (batch, closed) = queue.withLock { queue -> ([Job], Bool) in
+                        if queue.pending.isEmpty { queue.busy = false }
+                        defer { queue.pending.removeAll(keepingCapacity: true) }
+                        return (queue.pending, queue.closed)
                     }
-                    if commands.count >= 512 { flush(&commands, &waiters) }
-                }
-                flush(&commands, &waiters)
-                if closed, jobs.withLock({ $0.pending.isEmpty }) {
-                    connection.close()
-                    return
+                    if batch.isEmpty {
+                        if closed {
+                            connection.close()
+                            return
+                        }
+                        break
+                    }
+                    process(batch)
                 }
             }
         }
 
-        private func flush(_ commands: inout [[String]], _ waiters: inout [Waiter]) {
-            guard !commands.isEmpty else { return }
+        /// Sends `batch`: consecutive commands and groups as one pipeline, transactions merged
+        /// into one `MULTI` ... `EXEC` at its end, closures in order between pipelines.
+        private func process(_ batch: [Job]) {
+            var commands: [[String]] = []
+            var waiters: [Waiter] = []
+            var transaction = MergedTransaction()
+            for job in batch {
+                switch job {
+                case .command(let arguments, let continuation):
+                    commands.append(arguments)
+                    waiters.append(.one(arguments, continuation))
+                case .group(let group, let continuation):
+                    commands += group
+                    waiters.append(.many(group.count, continuation))
+                case .transaction(let group, let continuation):
+                    let start = transaction.commands.count
+                    transaction.commands += group
+                    transaction.parts.append((start..<transaction.commands.count, continuation))
+                case .closure(let body):
+                    flush(&commands, &waiters, &transaction)
+                    body(connection)
+                }
+                if commands.count + transaction.commands.count >= 512 { flush(&commands, &waiters, &transaction) }
+            }
+            flush(&commands, &waiters, &transaction)
+        }
+
+        private func flush(
+            _ commands: inout [[String]], _ waiters: inout [Waiter], _ transaction: inout MergedTransaction
+        ) {
+            guard !commands.isEmpty || !transaction.parts.isEmpty else { return }
             defer {
                 commands.removeAll(keepingCapacity: true)
                 waiters.removeAll(keepingCapacity: true)
+                transaction = MergedTransaction()
+            }
+            let merged = transaction.commands.count
+            if merged > 0 {
+                commands.append(["MULTI"])
+                commands += transaction.commands
+                commands.append(["EXEC"])
             }
             let replies: [RedisReply]
             do {
@@ -100,6 +156,7 @@ public final class RedisClient: Sendable {
                     case .many(_, let continuation): continuation.resume(throwing: error)
                     }
                 }
+                for part in transaction.parts { part.continuation.resume(throwing: error) }
                 return
             }
             var next = 0
@@ -118,6 +175,40 @@ public final class RedisClient: Sendable {
                     continuation.resume(returning: Array(replies[next..<next + count]))
                     next += count
                 }
+            }
+            if merged > 0 { settle(transaction, exec: replies[replies.count - 1]) }
+        }
+
+        /// Hands each merged transaction its slice of EXEC's results. When Redis refused to run
+        /// the merged transaction (a command was rejected while queueing: `EXECABORT`), nothing
+        /// ran; each part is then run as its own transaction, so one caller's bad command
+        /// fails only that caller.
+        private func settle(_ transaction: MergedTransaction, exec: RedisReply) {
+            if case .array(let results) = exec, results.count == transaction.commands.count {
+                for part in transaction.parts {
+                    part.continuation.resume(returning: Array(results[part.commands]))
+                }
+                return
+            }
+            if transaction.parts.count > 1 {
+                for part in transaction.parts {
+                    var alone = MergedTransaction()
+                    alone.commands = Array(transaction.commands[part.commands])
+                    alone.parts = [(0..<alone.commands.count, part.continuation)]
+                    var commands: [[String]] = []
+                    var waiters: [Waiter] = []
+                    flush(&commands, &waiters, &alone)
+                }
+                return
+            }
+            let message: String
+            switch exec {
+            case .error(let text): message = text
+            case .null: message = "EXECABORT the transaction was discarded"
+            default: message = "unexpected EXEC reply \(exec.description.prefix(200))"
+            }
+            for part in transaction.parts {
+                part.continuation.resume(throwing: RedisError.server(command: "EXEC", message: message))
             }
         }
     }
@@ -139,14 +230,19 @@ public final class RedisClient: Sendable {
     }
 
     deinit {
-        shared.jobs.withLock { $0.closed = true }
-        shared.wakeup.signal()
+        let handOver = shared.queue.withLock { queue -> Bool in
+            queue.closed = true
+            defer { queue.busy = true }
+            return !queue.busy
+        }
+        // An owner sees `closed` when it lets go and hands the connection over to be closed.
+        if handOver { shared.wakeup.signal() }
     }
 
     /// Runs `body` with exclusive use of the blocking connection, on the client's thread.
     public func withConnection<T: Sendable>(_ body: @escaping @Sendable (RedisConnection) throws -> T) async throws -> T
     {
-        try await withCheckedThrowingContinuation { continuation in
+        try await withUnsafeThrowingContinuation { continuation in
             shared.submit(.closure { connection in continuation.resume(with: Result { try body(connection) }) })
         }
     }
@@ -161,7 +257,7 @@ public final class RedisClient: Sendable {
         if blockingFor > 0 {
             return try await withConnection { try $0.command(arguments, blockingFor: blockingFor) }
         }
-        return try await withCheckedThrowingContinuation { continuation in
+        return try await withUnsafeThrowingContinuation { continuation in
             shared.submit(.command(arguments, continuation))
         }
     }
@@ -171,8 +267,22 @@ public final class RedisClient: Sendable {
     /// error replies in place.
     public func group(_ commands: [[String]]) async throws -> [RedisReply] {
         guard !commands.isEmpty else { return [] }
-        return try await withCheckedThrowingContinuation { continuation in
+        return try await withUnsafeThrowingContinuation { continuation in
             shared.submit(.group(commands, continuation))
+        }
+    }
+
+    /// Runs `commands` as one transaction (`MULTI` ... `EXEC`, which this adds) and returns
+    /// EXEC's results in order, error results in place. Transactions queued by concurrent
+    /// callers in the same round trip are merged into one `MULTI` ... `EXEC`: each caller's
+    /// commands still run atomically, and Redis parses two commands fewer per caller. If Redis
+    /// rejects a command while queueing, the transaction is discarded (nothing runs) and this
+    /// throws ``RedisError/server(command:message:)`` with `EXECABORT`; other callers merged
+    /// with it are retried on their own, unaffected.
+    public func transaction(_ commands: [[String]]) async throws -> [RedisReply] {
+        guard !commands.isEmpty else { return [] }
+        return try await withUnsafeThrowingContinuation { continuation in
+            shared.submit(.transaction(commands, continuation))
         }
     }
 

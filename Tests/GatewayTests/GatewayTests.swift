@@ -163,6 +163,12 @@ struct GatewayTests {
             try expectProblem(
                 try await client.execute(uri: fixture.records, method: .post, headers: json, body: body("{\"key\":")),
                 .badRequest, "not valid JSON")
+            // The body is forwarded as sent, so a repeated key (which copy counts?) is refused.
+            try expectProblem(
+                try await client.execute(
+                    uri: fixture.records, method: .post, headers: json,
+                    body: body("{\"key\":\"a\",\"value\":1,\"key\":\"b\"}")),
+                .badRequest, "the key 'key' appears twice")
             try expectProblem(
                 try await client.execute(
                     uri: fixture.records, method: .post, headers: [.contentType: "text/plain"], body: body("hi")),

@@ -126,4 +126,57 @@ struct RedisConnectionTests {
         try await client.command(["SCRIPT", "FLUSH"])
         #expect(try await client.run(script, keys: [key + ":s"]) == .integer(2))
     }
+
+    @Test("concurrent transactions share one MULTI/EXEC, each atomic with its own results; a rejected one fails alone")
+    func mergedTransactions() async throws {
+        let client = try RedisClient(url: TestEnvironment.redisURL)
+        let counter = key + ":t"
+        let results = try await withThrowingTaskGroup(of: [RedisReply].self) { group in
+            for index in 0..<200 {
+                group.addTask {
+                    try await client.transaction([
+                        ["INCR", counter], ["INCR", counter], ["SET", "\(counter):\(index)", String(index)],
+                    ])
+                }
+            }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        #expect(results.count == 200)
+        for result in results {
+            // Nothing of another transaction runs between one transaction's commands.
+            guard result.count == 3, let first = result[0].int, let second = result[1].int else {
+                Issue.record("unexpected results \(result)")
+                continue
+            }
+            #expect(second == first + 1)
+            #expect(result[2] == .status("OK"))
+        }
+        #expect(try await client.command(["GET", counter]).string == "400")
+
+        // A command Redis rejects while queueing (wrong arity) discards its transaction: that
+        // caller gets EXECABORT, the callers merged with it still run theirs, once.
+        let marker = key + ":m"
+        let outcomes = await withTaskGroup(of: (Int, Result<[RedisReply], any Error>).self) { group in
+            for index in 0..<40 {
+                group.addTask {
+                    let commands = index == 7 ? [["INCR", marker], ["GET"]] : [["INCR", marker]]
+                    do { return (index, .success(try await client.transaction(commands))) } catch {
+                        return (index, .failure(error))
+                    }
+                }
+            }
+            return await group.reduce(into: []) { $0.append($1) }
+        }
+        for (index, outcome) in outcomes {
+            switch outcome {
+            case .success(let replies):
+                #expect(index != 7, "the malformed transaction ran")
+                #expect(replies.count == 1 && replies[0].int != nil)
+            case .failure(let error):
+                #expect(index == 7, "a well-formed transaction failed: \(error)")
+                #expect("\(error)".contains("EXECABORT"))
+            }
+        }
+        #expect(try await client.command(["GET", marker]).string == "39")
+    }
 }
