@@ -15,7 +15,7 @@ public struct GatewayConfiguration: Sendable, Equatable {
     /// Redis connections for request handling (the results tail has its own). Concurrent
     /// requests share each connection's round trips (automatic pipelining and merged
     /// transactions), so one is usually best: fewer connections make bigger batches (on
-    /// 2 cores, 1 connection submitted 3 to 7 points of the bare route's rate more than 2).
+    /// 2 cores, 1 connection submitted 2 to 7 points of the bare route's rate more than 2).
     public var redisPoolSize: Int = 1
     /// Whether to refuse commands for services without a live worker (503), instead of queueing.
     public var requireLiveWorker: Bool = true
