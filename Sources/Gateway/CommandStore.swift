@@ -82,9 +82,7 @@ public final class CommandStore: Sendable {
     /// Opens `poolSize` connections to the topology's Redis.
     public init(topology: Topology, poolSize: Int = 1) throws {
         self.topology = topology
-        self.clients = try (0..<max(1, poolSize)).map { _ in
-            try RedisClient(url: topology.redisURL)
-        }
+        self.clients = try (0..<max(1, poolSize)).map { _ in try RedisClient(url: topology.redisURL) }
     }
 
     /// A client, round robin.

@@ -68,7 +68,7 @@ struct JSONReader {
                 skipSpace()
                 guard object.updateValue(try value(depth: depth + 1), forKey: key) == nil else {
                     throw Failure(
-                        reason: "the body is not valid JSON: the key '\(key.prefix(100))' appears twice in one object")
+                        reason: "the body repeats a key: '\(key.prefix(100))' appears twice in one object")
                 }
                 skipSpace()
                 if current == UInt8(ascii: ",") {
