@@ -26,12 +26,7 @@ struct AuthMiddleware<Context: RequestContext>: RouterMiddleware {
         }
         if let limit = gateway.configuration.rateLimit {
             let wait = try await limit.take(key.name, on: gateway.store.client())
-            if let wait {
-                throw Problem(
-                    .tooManyRequests, "Too many requests",
-                    detail: "API key '\(key.name)' is over \(limit.perSecond)/s (burst \(limit.burst))",
-                    retryAfter: wait)
-            }
+            if let wait { throw limit.problem(key: key.name, wait: wait) }
         }
         return try await next(request, context)
     }

@@ -78,6 +78,7 @@ public final class CommandStore: Sendable {
     private let clients: [RedisClient]
     private let next = Mutex(0)
     private let liveness = Mutex<[String: (checked: Date, live: Bool)]>([:])
+    private let lags = Mutex<[String: (checked: Date, lag: Int?)]>([:])
 
     /// Opens `poolSize` connections to the topology's Redis.
     public init(topology: Topology, poolSize: Int = 1) throws {
@@ -146,8 +147,21 @@ public final class CommandStore: Sendable {
     /// record and `XADD` in one transaction (cheaper for Redis than the script; concurrent
     /// submissions share one `MULTI` ... `EXEC`, see ``RedisClient/transaction(_:)``).
     private func submitAtomically(_ envelope: Envelope, service: ServiceDefinition) async throws -> SubmitOutcome {
+        try await withUnsafeThrowingContinuation { continuation in
+            submit(envelope, service: service) { continuation.resume(with: $0) }
+        }
+    }
+
+    /// The atomic submission without an idempotency key, for callers outside Swift concurrency
+    /// (the gateway's channel-level submit path): `completion` runs once, on the Redis client's
+    /// thread, and must hop to its own event loop to act.
+    func submit(
+        _ envelope: Envelope, service: ServiceDefinition,
+        completion: @escaping @Sendable (Result<SubmitOutcome, Error>) -> Void
+    ) {
         let key = Topology.commandKey(envelope.id)
-        let results = try await client().transaction([
+        let id = envelope.id
+        let commands = [
             [
                 "HSET", key, "id", envelope.id, "type", envelope.type, "service", service.name, "status", "accepted",
                 "submittedAt", String(envelope.at),
@@ -155,11 +169,18 @@ public final class CommandStore: Sendable {
             ["EXPIRE", key, String(Int(topology.commandTTL))],
             RedisConnection.xaddArguments(
                 service.commandStream, fields: envelope.fields, maxLength: service.policy.maxLength),
-        ])
-        for result in results {
-            if case .error(let message) = result { throw RedisError.server(command: "EXEC", message: message) }
+        ]
+        client().transaction(commands) { result in
+            completion(
+                result.flatMap { results in
+                    for result in results {
+                        if case .error(let message) = result {
+                            return .failure(RedisError.server(command: "EXEC", message: message))
+                        }
+                    }
+                    return .success(.accepted(id))
+                })
         }
-        return .accepted(envelope.id)
     }
 
     /// Sends a query message (no status record, no idempotency).
@@ -187,11 +208,31 @@ public final class CommandStore: Sendable {
         return live
     }
 
-    /// The lag of `service`'s group on its commands stream, when known.
+    /// The lag of `service`'s group on its commands stream, when known (read fresh; the
+    /// reading is also kept for ``hasCapacity(_:requireLiveWorker:)``).
     public func lag(_ service: ServiceDefinition) async throws -> Int? {
-        try await client().withConnection { redis in
+        let lag = try await client().withConnection { redis in
             try redis.xinfoGroups(service.commandStream).first { $0.name == service.name }?.lag
         }
+        lags.withLock { $0[service.name] = (Date(), lag) }
+        return lag
+    }
+
+    /// Whether `service` may take a command, judged only from the liveness and lag readings
+    /// of the last second, without Redis: nil when a needed reading is missing or older.
+    func hasCapacity(_ service: ServiceDefinition, requireLiveWorker: Bool) -> Bool? {
+        let now = Date()
+        if requireLiveWorker {
+            guard let cached = liveness.withLock({ $0[service.name] }), now.timeIntervalSince(cached.checked) < 1
+            else { return nil }
+            if !cached.live { return false }
+        }
+        if let limit = service.policy.maxLag {
+            guard let cached = lags.withLock({ $0[service.name] }), now.timeIntervalSince(cached.checked) < 1
+            else { return nil }
+            if let lag = cached.lag, lag > limit { return false }
+        }
+        return true
     }
 
     /// Whether Redis answers.

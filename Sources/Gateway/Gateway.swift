@@ -26,6 +26,10 @@ public final class Gateway: Sendable {
     public let waiters: ResultWaiters
     let logger: Logger
     let extensions: [any GatewayExtension]
+    /// Metrics and access log of answered requests.
+    let requests: RequestRecorder
+    /// The `Server` header.
+    static let serverName = "choreo"
 
     /// Connects to Redis; throws when the configuration is invalid or Redis unreachable.
     /// `extensions` add routes of their own (e.g. the reference system's `/graphql`).
@@ -41,6 +45,7 @@ public final class Gateway: Sendable {
         self.configuration = configuration
         let logger = logger ?? Logger(label: "choreo.gateway")
         self.logger = logger
+        self.requests = RequestRecorder(logger: logger)
         self.store = try CommandStore(topology: topology, poolSize: configuration.redisPoolSize)
         self.waiters = ResultWaiters(redisURL: topology.redisURL, logger: logger)
         _ = MetricsServer.sharedRegistry
@@ -58,7 +63,7 @@ public final class Gateway: Sendable {
         // Server spans only when a tracer is bootstrapped: the no-op span still costs its
         // attributes on every request.
         if !(InstrumentationSystem.tracer is NoOpTracer) { router.add(middleware: TracingMiddleware()) }
-        router.add(middleware: MetricsMiddleware(logger: logger))
+        router.add(middleware: MetricsMiddleware(recorder: requests))
         router.add(middleware: ProblemMiddleware())
         router.get("/healthz") { _, _ in Self.json(.ok, "{\"status\":\"ok\"}") }
         router.get("/readyz") { _, _ in try await self.readiness() }
@@ -100,12 +105,18 @@ public final class Gateway: Sendable {
         return router
     }
 
-    /// The Hummingbird application on the configured address.
+    /// The Hummingbird application on the configured address; valid submissions are answered
+    /// at the channel level (``GatewayConfiguration/fastSubmit``) unless a tracer is bootstrapped.
     public func application() -> some ApplicationProtocol {
-        Application(
+        let routes = SubmitRoutes(topology: topology)
+        let fast = configuration.fastSubmit && !routes.isEmpty && InstrumentationSystem.tracer is NoOpTracer
+        return Application(
             router: router(),
+            server: .http1(
+                configuration: .init(
+                    additionalChannelHandlers: fast ? [SubmitFastPath(gateway: self, routes: routes)] : [])),
             configuration: .init(
-                address: .hostname(configuration.host, port: configuration.port), serverName: "choreo"),
+                address: .hostname(configuration.host, port: configuration.port), serverName: Self.serverName),
             logger: logger)
     }
 
@@ -287,10 +298,12 @@ public final class Gateway: Sendable {
         if let requestID = request.headers[.requestID] {
             headers[.requestID] = requestID
         }
-        return json(
-            .accepted,
-            "{\"id\":\"\(id)\",\"status\":\"\(status.rawValue)\",\"links\":{\"self\":\"/v1/commands/\(id)\"}}",
-            headers: headers)
+        return json(.accepted, acceptedBody(id: id, status: status), headers: headers)
+    }
+
+    /// The body of a 202: `{"id", "status", "links": {"self"}}`.
+    static func acceptedBody(id: String, status: CommandStatus) -> String {
+        "{\"id\":\"\(id)\",\"status\":\"\(status.rawValue)\",\"links\":{\"self\":\"/v1/commands/\(id)\"}}"
     }
 
     static func render(_ record: CommandRecord, _ request: Request) -> Response {
@@ -319,7 +332,13 @@ public final class Gateway: Sendable {
     public static func traceparent(_ request: Request) -> String {
         // A recording tracer: the message is a child of the request's server span.
         if let current = ServiceContext.current?.traceParent { return current.header }
-        if let header = request.headers[.traceparent] {
+        return traceparent(header: request.headers[.traceparent])
+    }
+
+    /// A new traceparent for a message: a child of the caller's `traceparent` header when it
+    /// is valid, else a new trace.
+    static func traceparent(header: String?) -> String {
+        if let header {
             let parts = header.split(separator: "-")
             if parts.count == 4, parts[0].count == 2, parts[1].count == 32, parts[2].count == 16, parts[3].count == 2,
                 parts[1] != "00000000000000000000000000000000"

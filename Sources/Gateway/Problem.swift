@@ -45,6 +45,13 @@ public struct Problem: Error, HTTPResponseError, Sendable {
 
     /// The response.
     public func response(from request: Request, context: some RequestContext) throws -> Response {
+        Response(
+            status: status, headers: headers,
+            body: .init(byteBuffer: ByteBuffer(bytes: body(instance: request.uri.path))))
+    }
+
+    /// The problem document, with `instance` the request's path.
+    func body(instance: String) -> [UInt8] {
         var out: [UInt8] = Array("{\"type\":".utf8)
         JSONText.appendQuoted(type, to: &out)
         out += Array(",\"title\":".utf8)
@@ -52,7 +59,7 @@ public struct Problem: Error, HTTPResponseError, Sendable {
         out += Array(",\"status\":\(status.code),\"detail\":".utf8)
         JSONText.appendQuoted(detail, to: &out)
         out += Array(",\"instance\":".utf8)
-        JSONText.appendQuoted(request.uri.path, to: &out)
+        JSONText.appendQuoted(instance, to: &out)
         if !errors.isEmpty {
             out += Array(",\"errors\":[".utf8)
             for (index, error) in errors.enumerated() {
@@ -66,9 +73,14 @@ public struct Problem: Error, HTTPResponseError, Sendable {
             out.append(UInt8(ascii: "]"))
         }
         out.append(UInt8(ascii: "}"))
+        return out
+    }
+
+    /// `Content-Type: application/problem+json`, and `Retry-After` when set.
+    var headers: HTTPFields {
         var headers: HTTPFields = [.contentType: "application/problem+json"]
         if let retryAfter { headers[.retryAfter] = String(retryAfter) }
-        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: out)))
+        return headers
     }
 
     /// 400.

@@ -47,9 +47,40 @@ public struct RateLimit: Sendable, Equatable {
 
     /// Takes one request for `key`; returns nil when allowed, or the seconds to wait.
     func take(_ key: String, on redis: RedisClient) async throws -> Int? {
-        let reply = try await redis.run(
-            Self.script, keys: ["choreo:ratelimit:\(key)"], arguments: [String(1000 / perSecond), String(burst)])
+        Self.wait(
+            from: try await redis.run(Self.script, keys: [Self.key(key)], arguments: arguments))
+    }
+
+    /// ``take(_:on:)`` for the channel-level submit: `completion` runs once, on the Redis
+    /// client's thread. Returns false, without calling it, when this process has not loaded
+    /// the script yet (the router's path loads it).
+    func take(
+        _ key: String, on redis: RedisClient, completion: @escaping @Sendable (Result<Int?, Error>) -> Void
+    ) -> Bool {
+        guard let digest = Self.script.digest else { return false }
+        redis.command(["EVALSHA", digest, "1", Self.key(key)] + arguments) { reply in
+            completion(reply.map(Self.wait(from:)))
+        }
+        return true
+    }
+
+    /// Whether this process has loaded the script (see ``take(_:on:completion:)``).
+    static var isLoaded: Bool { script.digest != nil }
+
+    private static func key(_ name: String) -> String { "choreo:ratelimit:\(name)" }
+
+    private var arguments: [String] { [String(1000 / perSecond), String(burst)] }
+
+    /// nil when the script allowed the request, else the whole seconds to wait.
+    private static func wait(from reply: RedisReply) -> Int? {
         guard let parts = reply.array, parts.count == 2, parts[0].int == 0 else { return nil }
         return max(1, Int((Double(parts[1].int ?? 1000) / 1000).rounded(.up)))
+    }
+
+    /// The 429 for `key` when it must wait `seconds`.
+    func problem(key: String, wait seconds: Int) -> Problem {
+        Problem(
+            .tooManyRequests, "Too many requests",
+            detail: "API key '\(key)' is over \(perSecond)/s (burst \(burst))", retryAfter: seconds)
     }
 }

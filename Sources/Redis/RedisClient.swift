@@ -16,24 +16,29 @@ import Synchronization
 /// order with the commands.
 public final class RedisClient: Sendable {
     private enum Job: Sendable {
-        case command([String], UnsafeContinuation<RedisReply, Error>)
+        case command([String], Reply)
         /// Commands sent back to back (a MULTI ... EXEC), answered together.
         case group([[String]], UnsafeContinuation<[RedisReply], Error>)
         /// Commands run as one transaction; answered with EXEC's results.
-        case transaction([[String]], UnsafeContinuation<[RedisReply], Error>)
+        case transaction([[String]], Completion)
         case closure(@Sendable (RedisConnection) -> Void)
     }
 
     /// Where one job's replies go in a flushed pipeline.
     private enum Waiter {
-        case one([String], UnsafeContinuation<RedisReply, Error>)
+        case one([String], Reply)
         case many(Int, UnsafeContinuation<[RedisReply], Error>)
     }
+
+    /// How a transaction's caller is answered: called once, on the client's thread.
+    public typealias Completion = @Sendable (Result<[RedisReply], Error>) -> Void
+    /// How a command's caller is answered: called once, on the client's thread.
+    public typealias Reply = @Sendable (Result<RedisReply, Error>) -> Void
 
     /// Transactions queued in one flush, merged into a single `MULTI` ... `EXEC`.
     private struct MergedTransaction {
         var commands: [[String]] = []
-        var parts: [(commands: Range<Int>, continuation: UnsafeContinuation<[RedisReply], Error>)] = []
+        var parts: [(commands: Range<Int>, completion: Completion)] = []
     }
 
     /// The queue, and who owns the connection.
@@ -72,9 +77,9 @@ public final class RedisClient: Sendable {
             case .closed:
                 let closed = RedisError.connectionLost(endpoint: "", reason: "the client was closed")
                 switch job {
-                case .command(_, let continuation): continuation.resume(throwing: closed)
-                case .group(_, let continuation), .transaction(_, let continuation):
-                    continuation.resume(throwing: closed)
+                case .command(_, let reply): reply(.failure(closed))
+                case .group(_, let continuation): continuation.resume(throwing: closed)
+                case .transaction(_, let completion): completion(.failure(closed))
                 case .closure(let body): body(connection)
                 }
             }
@@ -112,16 +117,16 @@ public final class RedisClient: Sendable {
             var transaction = MergedTransaction()
             for job in batch {
                 switch job {
-                case .command(let arguments, let continuation):
+                case .command(let arguments, let reply):
                     commands.append(arguments)
-                    waiters.append(.one(arguments, continuation))
+                    waiters.append(.one(arguments, reply))
                 case .group(let group, let continuation):
                     commands += group
                     waiters.append(.many(group.count, continuation))
-                case .transaction(let group, let continuation):
+                case .transaction(let group, let completion):
                     let start = transaction.commands.count
                     transaction.commands += group
-                    transaction.parts.append((start..<transaction.commands.count, continuation))
+                    transaction.parts.append((start..<transaction.commands.count, completion))
                 case .closure(let body):
                     flush(&commands, &waiters, &transaction)
                     body(connection)
@@ -152,24 +157,24 @@ public final class RedisClient: Sendable {
             } catch {
                 for waiter in waiters {
                     switch waiter {
-                    case .one(_, let continuation): continuation.resume(throwing: error)
+                    case .one(_, let reply): reply(.failure(error))
                     case .many(_, let continuation): continuation.resume(throwing: error)
                     }
                 }
-                for part in transaction.parts { part.continuation.resume(throwing: error) }
+                for part in transaction.parts { part.completion(.failure(error)) }
                 return
             }
             var next = 0
             for waiter in waiters {
                 switch waiter {
-                case .one(let arguments, let continuation):
+                case .one(let arguments, let answer):
                     let reply = replies[next]
                     next += 1
                     if case .error(let message) = reply {
-                        continuation.resume(
-                            throwing: RedisError.server(command: arguments.first?.uppercased() ?? "", message: message))
+                        answer(
+                            .failure(RedisError.server(command: arguments.first?.uppercased() ?? "", message: message)))
                     } else {
-                        continuation.resume(returning: reply)
+                        answer(.success(reply))
                     }
                 case .many(let count, let continuation):
                     continuation.resume(returning: Array(replies[next..<next + count]))
@@ -185,16 +190,14 @@ public final class RedisClient: Sendable {
         /// fails only that caller.
         private func settle(_ transaction: MergedTransaction, exec: RedisReply) {
             if case .array(let results) = exec, results.count == transaction.commands.count {
-                for part in transaction.parts {
-                    part.continuation.resume(returning: Array(results[part.commands]))
-                }
+                for part in transaction.parts { part.completion(.success(Array(results[part.commands]))) }
                 return
             }
             if transaction.parts.count > 1 {
                 for part in transaction.parts {
                     var alone = MergedTransaction()
                     alone.commands = Array(transaction.commands[part.commands])
-                    alone.parts = [(0..<alone.commands.count, part.continuation)]
+                    alone.parts = [(0..<alone.commands.count, part.completion)]
                     var commands: [[String]] = []
                     var waiters: [Waiter] = []
                     flush(&commands, &waiters, &alone)
@@ -208,7 +211,7 @@ public final class RedisClient: Sendable {
             default: message = "unexpected EXEC reply \(exec.description.prefix(200))"
             }
             for part in transaction.parts {
-                part.continuation.resume(throwing: RedisError.server(command: "EXEC", message: message))
+                part.completion(.failure(RedisError.server(command: "EXEC", message: message)))
             }
         }
     }
@@ -258,8 +261,15 @@ public final class RedisClient: Sendable {
             return try await withConnection { try $0.command(arguments, blockingFor: blockingFor) }
         }
         return try await withUnsafeThrowingContinuation { continuation in
-            shared.submit(.command(arguments, continuation))
+            shared.submit(.command(arguments, { continuation.resume(with: $0) }))
         }
+    }
+
+    /// ``command(_:blockingFor:)`` for callers outside Swift concurrency: `reply` is called
+    /// once, on the client's thread, with the reply or the error (error replies as
+    /// ``RedisError/server(command:message:)``). It must not block.
+    public func command(_ arguments: [String], reply: @escaping Reply) {
+        shared.submit(.command(arguments, reply))
     }
 
     /// Sends `commands` back to back in one pipeline with other callers' commands (nothing
@@ -282,8 +292,16 @@ public final class RedisClient: Sendable {
     public func transaction(_ commands: [[String]]) async throws -> [RedisReply] {
         guard !commands.isEmpty else { return [] }
         return try await withUnsafeThrowingContinuation { continuation in
-            shared.submit(.transaction(commands, continuation))
+            shared.submit(.transaction(commands, { continuation.resume(with: $0) }))
         }
+    }
+
+    /// ``transaction(_:)`` for callers outside Swift concurrency (a SwiftNIO channel handler):
+    /// `completion` is called once, on the client's thread, with EXEC's results or the error.
+    /// It must not block; hop to the caller's own executor (e.g. `EventLoop.execute`) to act.
+    public func transaction(_ commands: [[String]], completion: @escaping Completion) {
+        guard !commands.isEmpty else { return completion(.success([])) }
+        shared.submit(.transaction(commands, completion))
     }
 
     /// Runs `script` (EVALSHA, pipelined with other callers' commands), loading it first when
