@@ -67,6 +67,12 @@ public final class RawHTTPConnection: @unchecked Sendable {
         }
     }
 
+    /// Closes the sending side (a half-close): the server reads end of stream after what was
+    /// sent, and may still answer.
+    public func finishSending() {
+        shutdown(socket, Int32(SHUT_WR))
+    }
+
     /// A request's bytes: `method path HTTP/1.1`, `Host`, the given headers, and the body with
     /// its `Content-Length`.
     public static func request(

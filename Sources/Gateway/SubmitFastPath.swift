@@ -41,9 +41,12 @@ final class SubmitFastPath: ChannelDuplexHandler, RemovableChannelHandler {
     private var unanswered = 0
     /// Parts that arrived while a taken request was being submitted.
     private var held = CircularBuffer<HTTPRequestPart>()
+    /// Events that arrived while a taken request was being submitted (e.g. the client's
+    /// half-close, or quiescing): the router's connection handler would end the connection on
+    /// them before the 202 is written.
+    private var heldEvents: [Any] = []
     private var readDeferred = false
     private var quiescing = false
-    private var quiesceDeferred = false
 
     init(gateway: Gateway, routes: SubmitRoutes) {
         self.gateway = gateway
@@ -218,13 +221,9 @@ final class SubmitFastPath: ChannelDuplexHandler, RemovableChannelHandler {
         resume(context: context, readComplete: false)
     }
 
-    /// After a taken request is done: delivers a held quiesce event, replays held parts (which
-    /// may start the next submission), and resumes reading.
+    /// After a taken request is done: replays held parts (which may start the next
+    /// submission), then held events, and resumes reading.
     private func resume(context: ChannelHandlerContext, readComplete: Bool) {
-        if quiesceDeferred {
-            quiesceDeferred = false
-            context.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
-        }
         // Parts passed on outside a read cycle need their own read-complete, which is when the
         // router's channel delivers them.
         var passed = readComplete
@@ -235,6 +234,9 @@ final class SubmitFastPath: ChannelDuplexHandler, RemovableChannelHandler {
         }
         if passed { context.fireChannelReadComplete() }
         if case .submitting = state { return }
+        let events = heldEvents
+        heldEvents.removeAll()
+        for event in events { context.fireUserInboundEventTriggered(event) }
         if readDeferred {
             readDeferred = false
             context.read()
@@ -242,12 +244,10 @@ final class SubmitFastPath: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        guard event is ChannelShouldQuiesceEvent else { return context.fireUserInboundEventTriggered(event) }
-        quiescing = true
-        // The router's connection handler closes an idle connection on this event: hold it
-        // until the request in hand is answered.
+        // Quiescing (graceful shutdown): take no new request; answer the one in hand.
+        if event is ChannelShouldQuiesceEvent { quiescing = true }
         if case .submitting = state {
-            quiesceDeferred = true
+            heldEvents.append(event)
         } else {
             context.fireUserInboundEventTriggered(event)
         }

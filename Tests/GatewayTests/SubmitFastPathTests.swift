@@ -168,6 +168,21 @@ struct SubmitFastPathTests {
         }
     }
 
+    @Test("a client that half-closes after its request still gets the 202, on either path")
+    func halfClose() async throws {
+        for fast in [true, false] {
+            try await live(fastSubmit: fast) { probe, port in
+                let connection = try RawHTTPConnection(port: port, timeout: 5)
+                try await connection.send(
+                    RawHTTPConnection.request(
+                        "POST", "/v1/\(probe.name)/records", headers: [("Content-Type", "application/json")],
+                        body: Self.valid))
+                connection.finishSending()
+                #expect(try await connection.response().status == 202, "fast: \(fast)")
+            }
+        }
+    }
+
     @Test("with keys on, a valid key is served at the channel level; a missing or unknown key is the router's 401")
     func keys() async throws {
         try await live(keys: "ops:ops-secret-0123456789") { probe, port in
