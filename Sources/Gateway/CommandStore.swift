@@ -1,5 +1,6 @@
-// CommandStore: the gateway's Redis operations: submit a command atomically (status hash,
-// idempotency record, XADD) by script; read a command's status; check a service's liveness.
+// CommandStore: the gateway's Redis operations: submit a command atomically (status hash and
+// XADD in one merged MULTI/EXEC; with an idempotency record, by script); read a command's
+// status; check a service's liveness and lag.
 // Calls go through a small pool of RedisClients (each pipelines concurrent callers' commands),
 // so no event loop ever blocks on hiredis.
 

@@ -21,6 +21,10 @@ struct GatewayCommand: AsyncParsableCommand {
         help:
             "Accept commands for services without a live worker (queued until one starts) instead of answering 503."
     ) var queueWithoutWorkers = false
+    @Flag(
+        help:
+            "Send every submission through the router instead of answering valid ones on the event loop (same responses, slower)."
+    ) var noFastSubmit = false
     @Option(help: "Per-API-key rate limit shared by all gateways, e.g. 100/s,burst=50 (env CHOREO_RATE_LIMIT).")
     var rateLimit: String? = ProcessInfo.processInfo.environment["CHOREO_RATE_LIMIT"]
 
@@ -41,6 +45,7 @@ struct GatewayCommand: AsyncParsableCommand {
         configuration.maxBodyBytes = maxBody
         configuration.maxWait = maxWait
         configuration.requireLiveWorker = !queueWithoutWorkers
+        configuration.fastSubmit = !noFastSubmit
         if let problem = configuration.problems().first { throw ValidationError(problem) }
         do {
             configuration.keys = try APIKeyring.fromEnvironment()
