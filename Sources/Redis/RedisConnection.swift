@@ -97,7 +97,7 @@ public final class RedisConnection: @unchecked Sendable {
     public func pipeline(_ commands: [[String]]) throws -> [RedisReply] {
         var replies: [RedisReply] = []
         replies.reserveCapacity(commands.count)
-        try sendPipeline(commands) { raw in replies.append(RedisConnection.convert(raw)) }
+        try sendPipeline(commands) { raw in replies.append(HiredisReply.value(raw)) }
         return replies
     }
 
@@ -172,7 +172,7 @@ public final class RedisConnection: @unchecked Sendable {
             redisCommandArgv(context, argc, argv, lengths)
         }
         guard let raw else { throw lost(context) }
-        let reply = RedisConnection.convert(raw.assumingMemoryBound(to: redisReply.self))
+        let reply = HiredisReply.value(raw.assumingMemoryBound(to: redisReply.self))
         freeReplyObject(raw)
         return reply
     }
@@ -180,7 +180,7 @@ public final class RedisConnection: @unchecked Sendable {
     private func readReply(_ context: UnsafeMutablePointer<redisContext>) throws -> RedisReply {
         var raw: UnsafeMutableRawPointer?
         guard redisGetReply(context, &raw) == REDIS_OK, let raw else { throw lost(context) }
-        let reply = RedisConnection.convert(raw.assumingMemoryBound(to: redisReply.self))
+        let reply = HiredisReply.value(raw.assumingMemoryBound(to: redisReply.self))
         freeReplyObject(raw)
         return reply
     }
@@ -304,7 +304,8 @@ public final class RedisConnection: @unchecked Sendable {
         }
         guard let raw else { throw lost(context) }
         defer { freeReplyObject(raw) }
-        return try Self.streamBatches(raw.assumingMemoryBound(to: redisReply.self), command: arguments.first ?? "")
+        return try HiredisReply.streamBatches(
+            raw.assumingMemoryBound(to: redisReply.self), command: arguments.first ?? "")
     }
 
     /// Sends `commands` and then the stream read `read` (an XREADGROUP without BLOCK) in one
@@ -317,7 +318,9 @@ public final class RedisConnection: @unchecked Sendable {
         try sendPipeline(commands + [read]) { raw in
             defer { index += 1 }
             if index == commands.count {
-                do { batches = try Self.streamBatches(raw, command: read.first ?? "") } catch let error as RedisError {
+                do { batches = try HiredisReply.streamBatches(raw, command: read.first ?? "") } catch let error
+                    as RedisError
+                {
                     firstError = firstError ?? error
                 }
             } else if firstError == nil, raw.pointee.type == REDIS_REPLY_ERROR {
@@ -327,77 +330,5 @@ public final class RedisConnection: @unchecked Sendable {
         }
         if let firstError { throw firstError }
         return batches
-    }
-
-    /// Parses an XREADGROUP/XREAD reply into stream batches.
-    static func streamBatches(_ reply: UnsafeMutablePointer<redisReply>, command: String) throws -> [StreamBatch] {
-        if reply.pointee.type == REDIS_REPLY_ERROR {
-            throw RedisError.server(command: command, message: reply.pointee.str.map { String(cString: $0) } ?? "")
-        }
-        guard reply.pointee.type == REDIS_REPLY_ARRAY else { return [] }
-        func text(_ element: UnsafeMutablePointer<redisReply>?) -> String? {
-            guard let element, element.pointee.type == REDIS_REPLY_STRING || element.pointee.type == REDIS_REPLY_STATUS,
-                let str = element.pointee.str
-            else { return nil }
-            return String(decoding: UnsafeRawBufferPointer(start: str, count: element.pointee.len), as: UTF8.self)
-        }
-        var batches: [StreamBatch] = []
-        for streamIndex in 0..<reply.pointee.elements {
-            guard let pair = reply.pointee.element[streamIndex], pair.pointee.elements == 2,
-                let key = text(pair.pointee.element[0]), let list = pair.pointee.element[1]
-            else { continue }
-            var entries: [StreamEntry] = []
-            entries.reserveCapacity(list.pointee.elements)
-            for entryIndex in 0..<list.pointee.elements {
-                guard let item = list.pointee.element[entryIndex], item.pointee.elements == 2,
-                    let id = text(item.pointee.element[0])
-                else { continue }
-                guard let flat = item.pointee.element[1], flat.pointee.type == REDIS_REPLY_ARRAY else {
-                    entries.append(StreamEntry(id: id, fields: [], isDeleted: true))
-                    continue
-                }
-                var fields: [StreamField] = []
-                fields.reserveCapacity(flat.pointee.elements / 2)
-                var index = 0
-                while index + 1 < flat.pointee.elements {
-                    fields.append(
-                        StreamField(
-                            text(flat.pointee.element[index]) ?? "", text(flat.pointee.element[index + 1]) ?? ""))
-                    index += 2
-                }
-                entries.append(StreamEntry(id: id, fields: fields))
-            }
-            batches.append(StreamBatch(stream: key, entries: entries))
-        }
-        return batches
-    }
-
-    /// Deep-copies a hiredis reply tree into Swift values (the caller frees the tree).
-    static func convert(_ pointer: UnsafeMutablePointer<redisReply>) -> RedisReply {
-        let reply = pointer.pointee
-        switch reply.type {
-        case REDIS_REPLY_STRING:
-            guard let str = reply.str else { return .bulk([]) }
-            return .bulk(Array(UnsafeRawBufferPointer(start: str, count: reply.len)))
-        case REDIS_REPLY_STATUS:
-            return .status(reply.str.map { String(cString: $0) } ?? "")
-        case REDIS_REPLY_ERROR:
-            return .error(reply.str.map { String(cString: $0) } ?? "")
-        case REDIS_REPLY_INTEGER:
-            return .integer(reply.integer)
-        case REDIS_REPLY_ARRAY:
-            var elements: [RedisReply] = []
-            elements.reserveCapacity(reply.elements)
-            for index in 0..<reply.elements {
-                if let element = reply.element[index] {
-                    elements.append(convert(element))
-                } else {
-                    elements.append(.null)
-                }
-            }
-            return .array(elements)
-        default:
-            return .null
-        }
     }
 }

@@ -1,0 +1,170 @@
+// BatchProcessor+Transactions: a batch's Postgres side. One transaction (inbox dedup, the
+// handlers' writes, outbox rows, commit) optimistic for the whole batch, in one round trip
+// when handlers only queue writes; falling back to the inbox checked first, then to one
+// transaction per message when something in it fails.
+
+import Foundation
+import Postgres
+
+extension BatchProcessor {
+    func transactOptimistically(stream: String, items: [Item], postgres: PostgresConnection, schema: String)
+        throws
+        -> ([Handled], [OutboxMessage])
+    {
+        do {
+            // First deliveries are almost never duplicates: the inbox rows are inserted strictly
+            // in the same pipeline as the handlers' writes and the commit (one round trip when
+            // handlers only queue writes). A duplicate aborts it, and the batch is redone with
+            // the inbox checked first.
+            if items.count > 1, items.allSatisfy({ $0.delivery.attempt == 1 }) {
+                do {
+                    return try transact(stream: stream, items: items, postgres: postgres, schema: schema, strict: true)
+                } catch is OptimisticAbort {
+                    metrics.batchFallback(stream: stream)
+                }
+            }
+            return try transact(stream: stream, items: items, postgres: postgres, schema: schema)
+        } catch is OptimisticAbort {
+            metrics.batchFallback(stream: stream)
+            var results: [Handled] = []
+            var published: [OutboxMessage] = []
+            for item in items {
+                var tries = 0
+                while true {
+                    tries += 1
+                    do {
+                        let (result, messages) = try transact(
+                            stream: stream, items: [item], postgres: postgres, schema: schema)
+                        results += result
+                        published += messages
+                    } catch let error as SingleFailure {
+                        // A lost race (deadlock, serialization failure, a concurrent append to
+                        // the same version) is retried at once a few times: it is not the
+                        // message's fault, and should not count as a failed delivery.
+                        if error.concurrency, tries < 4 {
+                            usleep(UInt32.random(in: 1_000...(5_000 * UInt32(tries))))
+                            continue
+                        }
+                        results.append(Handled(outcome: .failed(error.message), emissions: []))
+                    }
+                    break
+                }
+            }
+            return (results, published)
+        }
+    }
+
+    private struct SingleFailure: Error {
+        var message: String
+        var concurrency = false
+    }
+
+    /// SQLSTATEs of lost races: deadlock, serialization failure, lock timeout, unique violation
+    /// (an optimistic-concurrency append that lost).
+    static let concurrencyStates: Set<String> = ["40P01", "40001", "55P03", "23505"]
+
+    /// One transaction for `items`: inbox rows, handlers, queued writes, outbox rows, commit.
+    ///
+    /// With `strict`, the inbox rows are inserted without a conflict clause, lazily with the
+    /// first flush or the commit (every item is taken as fresh; a duplicate aborts the batch).
+    /// Otherwise they are inserted first, skipping known ids, and only fresh items are handled.
+    private func transact(
+        stream: String, items: [Item], postgres: PostgresConnection, schema: String, strict: Bool = false
+    ) throws
+        -> ([Handled], [OutboxMessage])
+    {
+        func fail(_ error: PostgresError) throws -> Never {
+            if postgres.inTransaction { _ = try? postgres.execute("ROLLBACK") }
+            if error.isConnectionError { throw error }
+            if items.count > 1 { throw OptimisticAbort() }
+            throw SingleFailure(
+                message: "\(error)", concurrency: error.sqlState.map(Self.concurrencyStates.contains) ?? false)
+        }
+        let envelopes = items.map(\.envelope)
+        var begin = [PostgresStatement("BEGIN")]
+        if items.count > 1 { begin.append(lockTimeout) }
+        let inboxRows = PostgresStatement(
+            strict ? RuntimeSchema.inboxInsertStrict(schema) : RuntimeSchema.inboxInsert(schema),
+            [
+                envelopes.map(\.id), envelopes.map { _ in stream }, envelopes.map(\.type),
+                envelopes.map(\.correlation),
+            ])
+        var fresh = Set<String>()
+        let session: TransactionSession
+        if strict {
+            fresh = Set(envelopes.map(\.id))
+            session = TransactionSession(connection: postgres, prelude: begin + [inboxRows])
+        } else {
+            for result in try postgres.pipeline(begin + [inboxRows]) {
+                switch result {
+                case .failure(let error): try fail(error)
+                case .success(let rows): fresh.formUnion(rows.rows.compactMap { $0.values.first ?? nil })
+                }
+            }
+            session = TransactionSession(connection: postgres)
+        }
+        var results: [Handled] = []
+        var undo: [String] = []
+        for (index, item) in items.enumerated() {
+            guard fresh.remove(item.envelope.id) != nil else {
+                results.append(Handled(outcome: .duplicate, emissions: []))
+                continue
+            }
+            session.beginMessage(index)
+            session.markMessageStart()
+            let context = context(item, stream: stream, session: session)
+            let started = ContinuousClock.now
+            do {
+                try traced(item, stream: stream, context)
+                results.append(
+                    Handled(
+                        outcome: context.rejected ? .rejected : .handled, emissions: context.emissions,
+                        traceparent: context.spanTraceparent))
+            } catch {
+                if let aborted = session.aborted { try fail(aborted) }
+                if let postgresError = error as? PostgresError, postgresError.isConnectionError {
+                    try fail(postgresError)
+                }
+                do { try session.rollbackMessage() } catch let rollbackError as PostgresError {
+                    try fail(rollbackError)
+                }
+                undo.append(item.envelope.id)
+                let outcome: MessageOutcome =
+                    (error as? HandlerError).map { .poison($0.description) } ?? .failed("\(error)")
+                results.append(Handled(outcome: outcome, emissions: []))
+            }
+            handlerTimer(stream: stream, type: item.envelope.type).recordInterval(since: started)
+        }
+        var messages: [OutboxMessage] = []
+        for (item, result) in zip(items, results) where result.outcome == .handled || result.outcome == .rejected {
+            messages += result.emissions.map {
+                OutboxMessage($0, cause: item.envelope, service: definition, traceparent: result.traceparent)
+            }
+        }
+        var tail = session.takePending()
+        if !undo.isEmpty { tail.append(PostgresStatement(RuntimeSchema.inboxDelete(schema), [undo])) }
+        let purged = unpurgedOutbox
+        if !purged.isEmpty {
+            tail.append(PostgresStatement(RuntimeSchema.outboxDelete(schema), [purged.map { Int($0) }]))
+        }
+        let outboxIndex = tail.count
+        if !messages.isEmpty {
+            tail.append(PostgresStatement(RuntimeSchema.outboxInsert(schema), [OutboxMessage.encodeBatch(messages)]))
+        }
+        tail.append(PostgresStatement("COMMIT"))
+        let outcomes = try postgres.pipeline(tail)
+        for outcome in outcomes {
+            if case .failure(let error) = outcome { try fail(error) }
+        }
+        if postgres.inTransaction {
+            // COMMIT of an aborted transaction reports ROLLBACK without an error.
+            try fail(PostgresError(.server, message: "the batch transaction was rolled back"))
+        }
+        if !purged.isEmpty { unpurgedOutbox.removeFirst(purged.count) }
+        if !messages.isEmpty, case .success(let rows) = outcomes[outboxIndex] {
+            let seq = rows.rows.first?.values.first.flatMap { $0 }.flatMap { Int64($0) }
+            for index in messages.indices { messages[index].seq = seq }
+        }
+        return (results, messages)
+    }
+}
