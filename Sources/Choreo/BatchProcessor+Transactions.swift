@@ -122,7 +122,15 @@ extension BatchProcessor {
                         traceparent: context.spanTraceparent))
             } catch {
                 if let aborted = session.aborted { try fail(aborted) }
-                if let postgresError = error as? PostgresError, postgresError.isConnectionError {
+                // A lost race surfacing through the handler's own query (its lock wait ran out
+                // the batch's lock_timeout, a deadlock, a serialization failure) is not the
+                // message's fault: the batch is redone message by message (no lock timeout,
+                // immediate retries), not counted as a failed delivery. Under contention that
+                // count would otherwise dead-letter valid messages.
+                if let postgresError = error as? PostgresError,
+                    postgresError.isConnectionError
+                        || postgresError.sqlState.map(Self.concurrencyStates.contains) == true
+                {
                     try fail(postgresError)
                 }
                 do { try session.rollbackMessage() } catch let rollbackError as PostgresError {

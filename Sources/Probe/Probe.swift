@@ -13,6 +13,8 @@ import Postgres
 ///   the attempt number as the value.
 /// - `FailWhileBlocked {key, value}`: throws while a row with that key is in `blocks` (a
 ///   transient failure a test can switch off), then records.
+/// - `LockedRecord {key, value}`: takes the transaction-scoped advisory lock named by `key`
+///   (waiting while someone else holds it), then records the delivery attempt as the value.
 /// - `AlwaysFail`: always throws `deliberate failure`.
 /// - `Reject {reason}`: a business rejection.
 /// - `Sleep {key, value, ms}`: sleeps, then records.
@@ -80,6 +82,11 @@ public enum Probe {
                 throw ProbeError.blocked(row.key)
             }
             try record(context, row)
+        }
+        service.on("LockedRecord") { context in
+            let row = try context.payload(Row.self)
+            _ = try context.query("SELECT pg_advisory_xact_lock(hashtext($1))", [row.key])
+            try record(context, Row(key: row.key, value: context.attempt))
         }
         service.on("AlwaysFail") { context in
             throw ProbeError.deliberate(attempt: context.attempt)

@@ -90,6 +90,35 @@ struct DeliveryTests {
         #expect(try probe.deadLetters().isEmpty)
     }
 
+    @Test("a lock wait that outlasts the batch's lock timeout is a lost race, not a failed delivery")
+    func lockContention() async throws {
+        let probe = try ProbeHarness()
+        // Another session holds the lock the handlers need, longer than the batch lock timeout
+        // (50 ms) and the first retry delay (200 ms) together.
+        _ = try probe.postgres.query("SELECT pg_advisory_lock(hashtext('hot'))")
+        let sent = try (0..<5).map { try probe.send("LockedRecord", "{\"key\":\"hot\",\"value\":\($0)}") }
+        let worker = try probe.startWorker()
+        defer { probe.stop(worker) }
+        // A handler's lock wait outlasts the batch lock timeout (50 ms) several times over:
+        // only a transaction without the batch's timeout waits this long.
+        try await eventually("a handler waiting on the lock for over 300 ms", timeout: 20) {
+            let rows = try probe.postgres.query(
+                "SELECT count(*) AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND now() - query_start > interval '300 ms'"
+            )
+            return try rows.first?.decode(Int.self, "n") ?? 0 >= 1
+        }
+        _ = try probe.postgres.query("SELECT pg_advisory_unlock(hashtext('hot'))")
+        try await eventually("every message handled") {
+            try sent.allSatisfy { try probe.command($0.id)["status"] == "succeeded" }
+        }
+        // Each succeeded on its first delivery: the batch was redone message by message and
+        // waited for the lock instead of failing the deliveries.
+        for message in sent {
+            #expect(try probe.command(message.id)["result"] == "{\"key\":\"hot\",\"value\":1}")
+        }
+        #expect(try probe.deadLetters().isEmpty)
+    }
+
     @Test("a handler that always fails is dead-lettered after exactly max_deliveries, with its error")
     func alwaysFailDeadLetters() async throws {
         let probe = try ProbeHarness()
