@@ -210,8 +210,10 @@ final class SubmitFastPath: ChannelDuplexHandler, RemovableChannelHandler {
         context.write(wrapOutboundOut(.head(response)), promise: nil)
         context.write(wrapOutboundOut(.body(body)), promise: nil)
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        // A taken request's path is its route's (no parameters; the query string is not
+        // logged, as on the router's path).
         gateway.requests.record(
-            method: "POST", route: taken.route.path, path: head.path ?? taken.route.path, status: response.status.code,
+            method: "POST", route: taken.route.path, path: taken.route.path, status: response.status.code,
             elapsed: ContinuousClock.now - taken.start, requestID: requestID, traceparent: traceparent)
         state = .idle
         if head.headerFields[.connection] == "close" {
