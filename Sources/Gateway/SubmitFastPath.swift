@@ -1,8 +1,9 @@
 // SubmitFastPath: the gateway's channel-level submit. A SwiftNIO handler in front of
 // Hummingbird that answers the common, valid submission (a POST to a route without path
 // parameters, a JSON body that passes validation, no Idempotency-Key) on the connection's event
-// loop: it hands the command's transaction to the Redis client and writes the 202 when the
-// client calls back, with no Swift-concurrency task in between. Everything else (errors,
+// loop: it charges the API key's rate limit when there is one, hands the command's transaction
+// to the Redis client and writes the 202 when the client calls back, with no Swift-concurrency
+// task in between. Everything else (errors,
 // idempotent submits, other routes, anything unusual) is handed on unchanged to the router,
 // which answers it; so every error response still comes from one place.
 //
@@ -76,6 +77,8 @@ final class SubmitFastPath: ChannelDuplexHandler, RemovableChannelHandler {
                 state = .passing
                 context.fireChannelRead(wrapInboundOut(part))
             }
+        case (.passing, .body):
+            context.fireChannelRead(wrapInboundOut(part))
         case (.passing, .end):
             state = .idle
             context.fireChannelRead(wrapInboundOut(part))
@@ -104,7 +107,7 @@ final class SubmitFastPath: ChannelDuplexHandler, RemovableChannelHandler {
                 state = .idle
             }
         default:
-            // Out of order parts: the router reports them.
+            // Parts out of order (a body with no head): the router reports them.
             context.fireChannelRead(wrapInboundOut(part))
         }
     }
