@@ -69,6 +69,12 @@ public struct APIKeyring: Sendable, Equatable {
     /// Whether authentication is on.
     public var isEnabled: Bool { !keys.isEmpty }
 
+    /// The key named by an `Authorization: Bearer <secret>` header value, if any.
+    public func authenticate(authorization header: String?) -> APIKey? {
+        guard let header, header.lowercased().hasPrefix("bearer ") else { return nil }
+        return authenticate(String(header.dropFirst(7)))
+    }
+
     /// The key whose secret is `token`, comparing digests in constant time.
     public func authenticate(_ token: String) -> APIKey? {
         let candidate = Self.digest(token)

@@ -12,8 +12,7 @@ struct AuthMiddleware<Context: RequestContext>: RouterMiddleware {
     {
         let keys = gateway.configuration.keys
         guard keys.isEnabled else { return try await next(request, context) }
-        let header = request.headers[.authorization] ?? ""
-        guard header.lowercased().hasPrefix("bearer "), let key = keys.authenticate(String(header.dropFirst(7))) else {
+        guard let key = keys.authenticate(authorization: request.headers[.authorization]) else {
             var problem = Problem(
                 .unauthorized, "Unauthorized", detail: "send a valid API key as 'Authorization: Bearer <key>'")
             problem.retryAfter = nil

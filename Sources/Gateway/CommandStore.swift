@@ -71,6 +71,13 @@ public enum SubmitOutcome: Sendable, Equatable {
     case replayed(String)
     /// The idempotency key named an earlier command with a different body.
     case conflict(String)
+
+    /// The command id.
+    var id: String {
+        switch self {
+        case .accepted(let id), .replayed(let id), .conflict(let id): return id
+        }
+    }
 }
 
 /// Redis operations of the gateway.
@@ -80,6 +87,8 @@ public final class CommandStore: Sendable {
     private let next = Mutex(0)
     private let liveness = Mutex<[String: (checked: Date, live: Bool)]>([:])
     private let lags = Mutex<[String: (checked: Date, lag: Int?)]>([:])
+    /// How long a liveness or lag reading is trusted, in seconds.
+    static let readingLifetime: TimeInterval = 1
 
     /// Opens `poolSize` connections to the topology's Redis.
     public init(topology: Topology, poolSize: Int = 1) throws {
@@ -199,7 +208,9 @@ public final class CommandStore: Sendable {
 
     /// Whether `service` has a live worker (heartbeat within 10 s), cached for one second.
     public func hasLiveWorker(_ service: String) async throws -> Bool {
-        if let cached = liveness.withLock({ $0[service] }), Date().timeIntervalSince(cached.checked) < 1 {
+        if let cached = liveness.withLock({ $0[service] }),
+            Date().timeIntervalSince(cached.checked) < Self.readingLifetime
+        {
             return cached.live
         }
         let live = try await client().withConnection { redis in
@@ -224,12 +235,14 @@ public final class CommandStore: Sendable {
     func hasCapacity(_ service: ServiceDefinition, requireLiveWorker: Bool) -> Bool? {
         let now = Date()
         if requireLiveWorker {
-            guard let cached = liveness.withLock({ $0[service.name] }), now.timeIntervalSince(cached.checked) < 1
+            guard let cached = liveness.withLock({ $0[service.name] }),
+                now.timeIntervalSince(cached.checked) < Self.readingLifetime
             else { return nil }
             if !cached.live { return false }
         }
         if let limit = service.policy.maxLag {
-            guard let cached = lags.withLock({ $0[service.name] }), now.timeIntervalSince(cached.checked) < 1
+            guard let cached = lags.withLock({ $0[service.name] }),
+                now.timeIntervalSince(cached.checked) < Self.readingLifetime
             else { return nil }
             if let lag = cached.lag, lag > limit { return false }
         }

@@ -136,7 +136,7 @@ public final class Gateway: Sendable {
         }
         // A route without body fields (e.g. `POST /v1/orders/{id}/cancel`) may be sent empty.
         let bodyless = buffer.readableBytes == 0 && route.body.isEmpty
-        guard bodyless || contentType.lowercased().hasPrefix("application/json") else {
+        guard bodyless || Self.isJSON(contentType) else {
             throw Problem(
                 .unsupportedMediaType, "Unsupported media type",
                 detail: "send the body as application/json (got '\(contentType.isEmpty ? "none" : contentType)')")
@@ -299,6 +299,11 @@ public final class Gateway: Sendable {
             headers[.requestID] = requestID
         }
         return json(.accepted, acceptedBody(id: id, status: status), headers: headers)
+    }
+
+    /// Whether a `Content-Type` names JSON (`application/json`, with or without parameters).
+    static func isJSON(_ contentType: String?) -> Bool {
+        contentType?.lowercased().hasPrefix("application/json") ?? false
     }
 
     /// The body of a 202: `{"id", "status", "links": {"self"}}`.

@@ -83,6 +83,10 @@ public struct Problem: Error, HTTPResponseError, Sendable {
         return headers
     }
 
+    /// 500: names no internals (log the error with the request instead).
+    static let internalError = Problem(
+        .internalServerError, "Internal error", detail: "the request could not be completed")
+
     /// 400.
     public static func badRequest(_ detail: String) -> Problem {
         Problem(.badRequest, "Malformed request", detail: detail)
@@ -116,8 +120,7 @@ struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
                 from: request, context: context)
         } catch {
             context.logger.error("unhandled error", metadata: ["error": "\(error)"])
-            return try Problem(.internalServerError, "Internal error", detail: "the request could not be completed")
-                .response(from: request, context: context)
+            return try Problem.internalError.response(from: request, context: context)
         }
     }
 }

@@ -163,11 +163,7 @@ final class SubmitFastPath: ChannelDuplexHandler, RemovableChannelHandler {
                 case .failure(let error):
                     // As the router does: logged, and a 500 that names no internals.
                     handler.gateway.logger.error("unhandled error", metadata: ["error": "\(error)"])
-                    handler.respond(
-                        taken,
-                        problem: Problem(
-                            .internalServerError, "Internal error", detail: "the request could not be completed"),
-                        context: context)
+                    handler.respond(taken, problem: .internalError, context: context)
                 }
             }
         }
@@ -270,15 +266,6 @@ final class SubmitFastPath: ChannelDuplexHandler, RemovableChannelHandler {
             readDeferred = true
         } else {
             context.read()
-        }
-    }
-}
-
-extension SubmitOutcome {
-    /// The command id.
-    var id: String {
-        switch self {
-        case .accepted(let id), .replayed(let id), .conflict(let id): return id
         }
     }
 }

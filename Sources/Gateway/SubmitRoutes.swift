@@ -58,13 +58,12 @@ struct SubmitRoutes: Sendable {
         guard let route = byPath[path] else { return nil }
         let fields = head.headerFields
         guard fields[.idempotencyKey] == nil, fields[.expect] == nil,
-            let contentType = fields[.contentType], contentType.lowercased().hasPrefix("application/json")
+            Gateway.isJSON(fields[.contentType])
         else { return nil }
         let configuration = gateway.configuration
         var limitedKey: String?
         if configuration.keys.isEnabled {
-            guard let header = fields[.authorization], header.lowercased().hasPrefix("bearer "),
-                let key = configuration.keys.authenticate(String(header.dropFirst(7))), key.allows(path)
+            guard let key = configuration.keys.authenticate(authorization: fields[.authorization]), key.allows(path)
             else { return nil }
             if configuration.rateLimit != nil {
                 guard RateLimit.isLoaded else { return nil }
