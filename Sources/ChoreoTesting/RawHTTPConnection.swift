@@ -120,18 +120,17 @@ public final class RawHTTPConnection: @unchecked Sendable {
         return RawHTTPResponse(status: status, headers: headers, body: body)
     }
 
-    /// Whether the server closed the connection (reads end of stream within the timeout).
-    public func isClosedByServer() async -> Bool {
-        (try? await offPool { self.isClosedNow() }) ?? false
-    }
-
-    private func isClosedNow() -> Bool {
-        do {
-            while true { try fill() }
-        } catch let error as RawHTTPError {
-            return error.description == "closed"
-        } catch {
-            return false
+    /// Waits until the server closes the connection (end of stream, or a reset), reading and
+    /// discarding anything else it sends; throws when it stays open past the timeout.
+    public func waitForClose() async throws {
+        try await offPool {
+            while true {
+                do {
+                    try self.fill()
+                } catch let error as RawHTTPError where error.description == "closed" {
+                    return
+                }
+            }
         }
     }
 
@@ -146,10 +145,18 @@ public final class RawHTTPConnection: @unchecked Sendable {
 
     private func fill() throws {
         var chunk = [UInt8](repeating: 0, count: 16384)
-        let count = chunk.withUnsafeMutableBytes { recv(socket, $0.baseAddress, $0.count, 0) }
-        if count == 0 { throw RawHTTPError(description: "closed") }
-        guard count > 0 else { throw RawHTTPError(description: "recv: errno \(errno) (timed out?)") }
-        buffer += chunk[..<count]
+        while true {
+            let count = chunk.withUnsafeMutableBytes { recv(socket, $0.baseAddress, $0.count, 0) }
+            if count > 0 {
+                buffer += chunk[..<count]
+                return
+            }
+            if count == 0 || errno == ECONNRESET { throw RawHTTPError(description: "closed") }
+            // A signal delivered to the test process (e.g. a worker child exiting) interrupts
+            // the wait; it is not the server's doing.
+            if errno == EINTR { continue }
+            throw RawHTTPError(description: "recv: errno \(errno)" + (errno == EAGAIN ? " (timed out)" : ""))
+        }
     }
 }
 

@@ -216,6 +216,10 @@ final class SubmitFastPath: ChannelDuplexHandler, RemovableChannelHandler {
             elapsed: ContinuousClock.now - taken.start, requestID: requestID, traceparent: traceparent)
         state = .idle
         if head.headerFields[.connection] == "close" {
+            // Shut the output first (a FIN, as the router's path does): closing the descriptor
+            // alone sends nothing while a child process spawned meanwhile holds a copy of it
+            // (NIO's accepted sockets are not close-on-exec).
+            context.close(mode: .output, promise: nil)
             context.close(promise: nil)
             return
         }
