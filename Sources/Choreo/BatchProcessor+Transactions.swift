@@ -45,7 +45,9 @@ extension BatchProcessor {
                             usleep(UInt32.random(in: 1_000...(5_000 * UInt32(tries))))
                             continue
                         }
-                        results.append(Handled(outcome: .failed(error.message), emissions: []))
+                        results.append(
+                            Handled(
+                                outcome: error.poison ? .poison(error.message) : .failed(error.message), emissions: []))
                     }
                     break
                 }
@@ -57,6 +59,8 @@ extension BatchProcessor {
     private struct SingleFailure: Error {
         var message: String
         var concurrency = false
+        /// Retrying cannot help (a parameter Postgres cannot store): dead-letter at once.
+        var poison = false
     }
 
     /// SQLSTATEs of lost races: deadlock, serialization failure, lock timeout, unique violation
@@ -78,7 +82,17 @@ extension BatchProcessor {
             if error.isConnectionError { throw error }
             if items.count > 1 { throw OptimisticAbort() }
             throw SingleFailure(
-                message: "\(error)", concurrency: error.sqlState.map(Self.concurrencyStates.contains) ?? false)
+                message: "\(error)", concurrency: error.sqlState.map(Self.concurrencyStates.contains) ?? false,
+                poison: error.kind == .invalidParameter)
+        }
+        /// A pipeline whose statements Postgres never saw (a parameter it cannot store) fails
+        /// like one it refused.
+        func send(_ statements: [PostgresStatement]) throws -> [Result<PostgresResult, PostgresError>] {
+            do { return try postgres.pipeline(statements) } catch let error as PostgresError
+                where !error.isConnectionError
+            {
+                try fail(error)
+            }
         }
         let envelopes = items.map(\.envelope)
         var begin = [PostgresStatement("BEGIN")]
@@ -95,7 +109,7 @@ extension BatchProcessor {
             fresh = Set(envelopes.map(\.id))
             session = TransactionSession(connection: postgres, prelude: begin + [inboxRows])
         } else {
-            for result in try postgres.pipeline(begin + [inboxRows]) {
+            for result in try send(begin + [inboxRows]) {
                 switch result {
                 case .failure(let error): try fail(error)
                 case .success(let rows): fresh.formUnion(rows.rows.compactMap { $0.values.first ?? nil })
@@ -137,8 +151,14 @@ extension BatchProcessor {
                     try fail(rollbackError)
                 }
                 undo.append(item.envelope.id)
-                let outcome: MessageOutcome =
-                    (error as? HandlerError).map { .poison($0.description) } ?? .failed("\(error)")
+                let outcome: MessageOutcome
+                if let handlerError = error as? HandlerError {
+                    outcome = .poison(handlerError.description)
+                } else if let postgresError = error as? PostgresError, postgresError.kind == .invalidParameter {
+                    outcome = .poison("\(postgresError)")
+                } else {
+                    outcome = .failed("\(error)")
+                }
                 results.append(Handled(outcome: outcome, emissions: []))
             }
             handlerTimer(stream: stream, type: item.envelope.type).recordInterval(since: started)
@@ -160,7 +180,7 @@ extension BatchProcessor {
             tail.append(PostgresStatement(RuntimeSchema.outboxInsert(schema), [OutboxMessage.encodeBatch(messages)]))
         }
         tail.append(PostgresStatement("COMMIT"))
-        let outcomes = try postgres.pipeline(tail)
+        let outcomes = try send(tail)
         for outcome in outcomes {
             if case .failure(let error) = outcome { try fail(error) }
         }

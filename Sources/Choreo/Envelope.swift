@@ -81,6 +81,11 @@ public struct Envelope: Sendable, Equatable {
         }
         guard let id, !id.isEmpty else { throw DecodingError(reason: "missing field 'id'") }
         guard id.utf8.count <= 64 else { throw DecodingError(reason: "field 'id' is longer than 64 characters") }
+        for (name, value) in [("id", id), ("correlation", correlation), ("causation", causation)] {
+            if let value, value.utf8.contains(where: { $0 < 0x20 }) {
+                throw DecodingError(reason: "field '\(name)' contains a control character")
+            }
+        }
         guard let type, !type.isEmpty else { throw DecodingError(reason: "missing field 'type'") }
         guard type.utf8.count <= 128, type.utf8.allSatisfy(Self.isTypeByte) else {
             throw DecodingError(reason: "field 'type' is not a valid type name")

@@ -34,13 +34,26 @@ public struct ServiceRole: Sendable, Equatable {
             name: user.removingPercentEncoding ?? user, password: password.removingPercentEncoding ?? password)
     }
 
-    /// Creates or updates the role and grants it `schema` only. Idempotent.
+    /// Creates or updates the role and grants it `schema` only. Idempotent, also for an owner
+    /// that is not a superuser (a `CREATEROLE` login): an existing role is altered without the
+    /// `SUPERUSER` attribute, which PostgreSQL 15 lets only a superuser name, and its password
+    /// is set from the URL each time (so rotating it in the URL rotates it in Postgres).
     public func provision(schema: String, on connection: PostgresConnection) throws {
-        let exists = try connection.query("SELECT 1 FROM pg_roles WHERE rolname = $1", [name]).rows.isEmpty == false
-        let verb = exists ? "ALTER" : "CREATE"
-        let statement = try connection.query(
-            "SELECT format('\(verb) ROLE %I LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD %L', $1::text, $2::text) AS sql",
-            [name, password])
+        let existing = try connection.query("SELECT rolsuper FROM pg_roles WHERE rolname = $1", [name]).first
+        let sql: String
+        if let existing {
+            if try existing.decode(Bool.self, "rolsuper") {
+                throw RoleError(
+                    "role '\(name)' is a superuser; a service role must not be (ALTER ROLE it NOSUPERUSER as a "
+                        + "superuser, or name another role in the service's URL)")
+            }
+            sql = "SELECT format('ALTER ROLE %I LOGIN NOCREATEDB NOCREATEROLE PASSWORD %L', $1::text, $2::text) AS sql"
+        } else {
+            sql =
+                "SELECT format('CREATE ROLE %I LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD %L', $1::text, "
+                + "$2::text) AS sql"
+        }
+        let statement = try connection.query(sql, [name, password])
         try connection.execute(try statement.first!.decode(String.self, "sql"))
         let role = try connection.query("SELECT quote_ident($1) AS role", [name]).first!.decode(String.self, "role")
         try connection.execute(

@@ -44,12 +44,19 @@ final class TransactionSession {
     }
 
     /// Runs a statement now, after flushing queued writes, inside the message's savepoint.
+    ///
+    /// The savepoint is opened before the current message's own queued writes are sent, so a
+    /// rollback of the message removes them too (earlier messages' writes go before it).
     func query(_ sql: String, _ parameters: [(any PostgresEncodable)?]) throws -> PostgresResult {
-        try flush()
         if openSavepoint == nil {
             let name = "m\(currentIndex)"
-            try connection.execute("SAVEPOINT \(name)")
+            let start = min(messageStart, pending.count)
+            let earlier = StatementCoalescer.coalesce(Array(pending[..<start]))
+            let own = StatementCoalescer.coalesce(Array(pending[start...]))
+            try send(prelude + earlier + [PostgresStatement("SAVEPOINT \(name)")] + own)
             openSavepoint = name
+        } else {
+            try flush()
         }
         return try connection.query(sql, parameters)
     }
@@ -57,11 +64,25 @@ final class TransactionSession {
     /// Sends the queued writes (not committing).
     func flush() throws {
         guard !pending.isEmpty || !prelude.isEmpty else { return }
-        let statements = prelude + StatementCoalescer.coalesce(pending)
+        try send(prelude + StatementCoalescer.coalesce(pending))
+    }
+
+    /// Sends `statements` (the prelude and queued writes, in order), which are then no longer
+    /// pending.
+    private func send(_ statements: [PostgresStatement]) throws {
         prelude.removeAll()
         pending.removeAll(keepingCapacity: true)
         messageStart = 0
-        for result in try connection.pipeline(statements) {
+        // Once taken off the queue the statements are not sent again: any failure here leaves
+        // the batch to be redone (the transaction is marked aborted).
+        let results: [Result<PostgresResult, PostgresError>]
+        do {
+            results = try connection.pipeline(statements)
+        } catch let error as PostgresError {
+            aborted = error
+            throw error
+        }
+        for result in results {
             if case .failure(let error) = result {
                 aborted = error
                 throw error

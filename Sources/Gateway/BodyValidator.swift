@@ -34,6 +34,7 @@ public enum BodyValidator {
         func fail(_ message: String) -> [Problem.FieldError] { [Problem.FieldError(field: at, message: message)] }
         switch (spec.type, value) {
         case (.string, .string(let text)), (.email, .string(let text)), (.uuid, .string(let text)):
+            if text.utf8.contains(0) { return fail("must not contain the NUL character (U+0000)") }
             let length = text.count
             if let min = spec.min, length < min { return fail("must be at least \(min) characters") }
             if length > (spec.max ?? 10_000) { return fail("must be at most \(spec.max ?? 10_000) characters") }
@@ -49,16 +50,35 @@ public enum BodyValidator {
         case (.array, .array(let items)):
             if let min = spec.min, items.count < min { return fail("must have at least \(min) items") }
             if items.count > (spec.max ?? 1000) { return fail("must have at most \(spec.max ?? 1000) items") }
-            guard let itemFields = spec.items else { return [] }
+            guard let itemFields = spec.items else { return nulErrors(value, at) }
             return items.enumerated().flatMap { index, item in errors(item, fields: itemFields, path: "\(at)[\(index)]")
             }
         case (.object, .object):
-            return spec.items.map { errors(value, fields: $0, path: at) } ?? []
+            return spec.items.map { errors(value, fields: $0, path: at) } ?? nulErrors(value, at)
         default:
             let expected = spec.type == .email || spec.type == .uuid ? "string" : spec.type.rawValue
             return fail(
                 "must be \(expected == "integer" || expected == "object" || expected == "array" ? "an" : "a") \(expected), not \(value.typeName)"
             )
+        }
+    }
+
+    /// Errors for NUL characters (U+0000) anywhere in a free-form value, keys included: no
+    /// store downstream can keep them (Postgres text cannot hold NUL).
+    static func nulErrors(_ value: JSONValue, _ at: String) -> [Problem.FieldError] {
+        switch value {
+        case .string(let text) where text.utf8.contains(0):
+            return [Problem.FieldError(field: at, message: "must not contain the NUL character (U+0000)")]
+        case .array(let items):
+            return items.enumerated().flatMap { index, item in nulErrors(item, "\(at)[\(index)]") }
+        case .object(let object):
+            return object.sorted(by: { $0.key < $1.key }).flatMap { key, item in
+                key.utf8.contains(0)
+                    ? [Problem.FieldError(field: at, message: "has a key with the NUL character (U+0000)")]
+                    : nulErrors(item, join(at, key))
+            }
+        default:
+            return []
         }
     }
 

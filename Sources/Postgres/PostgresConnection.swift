@@ -115,6 +115,7 @@ public final class PostgresConnection: @unchecked Sendable {
     public func query(_ sql: String, _ parameters: [(any PostgresEncodable)?] = []) throws -> PostgresResult {
         let connection = try usableConnection()
         let texts = parameters.map { $0?.postgresText }
+        try Self.checkParameters(texts, sql: sql)
         let result = Self.withCStrings(texts) { pointers in
             PQexecParams(connection, sql, Int32(pointers.count), nil, pointers, nil, nil, 0)
         }
@@ -171,6 +172,9 @@ public final class PostgresConnection: @unchecked Sendable {
     public func pipeline(_ statements: [PostgresStatement]) throws -> [Result<PostgresResult, PostgresError>] {
         guard !statements.isEmpty else { return [] }
         let connection = try usableConnection()
+        for statement in statements where !statement.parameters.isEmpty {
+            try Self.checkParameters(statement.parameters.map { $0?.postgresText }, sql: statement.sql)
+        }
         guard PQenterPipelineMode(connection) == 1 else { throw lostOrFailed("cannot enter pipeline mode") }
         defer { _ = PQexitPipelineMode(connection) }
         // Statements being prepared in this pipeline: their index and name.
@@ -335,6 +339,21 @@ public final class PostgresConnection: @unchecked Sendable {
 
     private static func trimmed(_ pointer: UnsafeMutablePointer<CChar>?) -> String? {
         trimmed(UnsafePointer(pointer))
+    }
+
+    /// Refuses parameters holding a NUL byte before anything is sent: libpq takes C strings, so
+    /// the value would be cut at the NUL (stored truncated, silently), and Postgres text cannot
+    /// hold NUL at all. Binary data belongs in `bytea` (``PostgresBytes``).
+    static func checkParameters(_ texts: [String?], sql: String) throws {
+        for (index, text) in texts.enumerated() {
+            guard let text, text.utf8.contains(0) else { continue }
+            let statement = sql.split(whereSeparator: \.isNewline).first.map(String.init) ?? sql
+            throw PostgresError(
+                .invalidParameter,
+                message:
+                    "parameter $\(index + 1) contains a NUL character (U+0000), which Postgres text cannot store; "
+                    + "refused rather than cut short (statement: \(statement.prefix(200)))")
+        }
     }
 
     /// Calls `body` with C strings for `texts` (NULL pointers for `nil`), valid during the call.

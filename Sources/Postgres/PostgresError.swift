@@ -15,6 +15,9 @@ public struct PostgresError: Error, Sendable, CustomStringConvertible {
         case server
         /// A value could not be decoded into the requested Swift type.
         case decoding
+        /// A parameter cannot be sent as it is (it holds a NUL character, which Postgres text
+        /// cannot store and a C string would cut): nothing was sent. Retrying cannot help.
+        case invalidParameter
     }
 
     /// The kind of failure.
@@ -61,6 +64,7 @@ public struct PostgresError: Error, Sendable, CustomStringConvertible {
         case .connectionLost: text = "lost the connection to Postgres: \(message)"
         case .server: text = "Postgres error \(sqlState ?? "?????"): \(message)"
         case .decoding: text = "cannot decode Postgres value: \(message)"
+        case .invalidParameter: text = "invalid Postgres parameter: \(message)"
         }
         if let detail { text += " (\(detail))" }
         return text

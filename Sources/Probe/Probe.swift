@@ -15,6 +15,9 @@ import Postgres
 ///   transient failure a test can switch off), then records.
 /// - `LockedRecord {key, value}`: takes the transaction-scoped advisory lock named by `key`
 ///   (waiting while someone else holds it), then records the delivery attempt as the value.
+/// - `WriteQueryFail {key, value, times}`: queues an INSERT into `writes`, runs a query, and
+///   throws on the first `times` deliveries (a rolled-back message must leave no write), then
+///   records.
 /// - `AlwaysFail`: always throws `deliberate failure`.
 /// - `Reject {reason}`: a business rejection.
 /// - `Sleep {key, value, ms}`: sleeps, then records.
@@ -57,6 +60,9 @@ public enum Probe {
                         );
                         """),
                 Migration(version: 2, name: "blocks", sql: "CREATE TABLE blocks (key text PRIMARY KEY);"),
+                Migration(
+                    version: 3, name: "writes",
+                    sql: "CREATE TABLE writes (message_id text NOT NULL, attempt int NOT NULL);"),
             ])
         service.on("Record") { context in
             let row = try context.payload(Row.self)
@@ -87,6 +93,14 @@ public enum Probe {
             let row = try context.payload(Row.self)
             _ = try context.query("SELECT pg_advisory_xact_lock(hashtext($1))", [row.key])
             try record(context, Row(key: row.key, value: context.attempt))
+        }
+        service.on("WriteQueryFail") { context in
+            let spec = try context.payload(Times.self)
+            try context.execute(
+                "INSERT INTO writes (message_id, attempt) VALUES ($1, $2)", [context.envelope.id, context.attempt])
+            _ = try context.query("SELECT count(*) FROM writes WHERE message_id = $1", [context.envelope.id])
+            if context.attempt <= spec.times { throw ProbeError.deliberate(attempt: context.attempt) }
+            try record(context, Row(key: spec.key, value: spec.value))
         }
         service.on("AlwaysFail") { context in
             throw ProbeError.deliberate(attempt: context.attempt)

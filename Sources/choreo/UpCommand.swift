@@ -20,7 +20,8 @@ struct UpCommand: ParsableCommand {
         let logger = Logger(label: "choreo.up")
         var pids: [pid_t] = []
         for definition in topology.services where ServiceCatalog.service(for: definition) != nil {
-            var arguments = ["worker", definition.name]
+            // A pool stops when `choreo up` dies, even by SIGKILL.
+            var arguments = ["worker", definition.name, "--supervisor-pid", String(getpid())]
             if let path = options.topology { arguments += ["--topology", path] }
             let pid = try ChildProcess.spawn(ChildProcess.currentExecutable, arguments)
             logger.info("started worker pool", metadata: ["service": "\(definition.name)", "pid": "\(pid)"])

@@ -25,6 +25,13 @@ struct WorkerCommand: ParsableCommand {
         help: "Serve Prometheus /metrics: child N of the pool listens on this port + N (env CHOREO_METRICS_PORT).")
     var metricsPort: Int? = ProcessInfo.processInfo.environment["CHOREO_METRICS_PORT"].flatMap(Int.init)
 
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Set by the supervisor: the child drains and exits when this process is no longer its parent.",
+            visibility: .hidden))
+    var supervisorPid: Int32?
+
     @OptionGroup var options: TopologyOptions
 
     func run() throws {
@@ -54,6 +61,9 @@ struct WorkerCommand: ParsableCommand {
         worker.start()
         let stop = DispatchSemaphore(value: 0)
         let sources = trapSignals { stop.signal() }
+        // A child whose supervisor died (even by SIGKILL) must not run on unsupervised: a
+        // restarted supervisor would start a full pool beside it.
+        watchParent { stop.signal() }
         stop.wait()
         worker.requestStop()
         let drained = worker.waitUntilStopped(timeout: definition.policy.shutdownTimeout)
@@ -64,7 +74,7 @@ struct WorkerCommand: ParsableCommand {
     func supervise(definition: ServiceDefinition) throws {
         let count = processes ?? definition.policy.processes
         guard count >= 1 else { throw ValidationError("--processes must be at least 1") }
-        var arguments = ["worker", service, "--single"]
+        var arguments = ["worker", service, "--single", "--supervisor-pid", String(getpid())]
         if let topology = options.topology { arguments += ["--topology", topology] }
         let base = arguments
         let port = metricsPort
@@ -73,9 +83,25 @@ struct WorkerCommand: ParsableCommand {
             arguments: { slot in base + (port.map { ["--metrics-port", String($0 + slot)] } ?? []) }, count: count,
             shutdownTimeout: definition.policy.shutdownTimeout, logger: Logger(label: "choreo.supervisor"))
         let sources = trapSignals { supervisor.stop() }
+        watchParent { supervisor.stop() }
         let status = supervisor.run()
         _ = sources
         Foundation.exit(status)
+    }
+}
+
+extension WorkerCommand {
+    /// With `--supervisor-pid`, calls `stop` once that process is no longer this one's parent
+    /// (it died: the child was re-parented). Polled every 200 ms, so a child notices within a
+    /// fraction of a second and drains its batch in hand.
+    func watchParent(_ stop: @escaping @Sendable () -> Void) {
+        guard let supervisorPid else { return }
+        Thread.detachNewThread {
+            while getppid() == supervisorPid { usleep(200_000) }
+            Logger(label: "choreo.worker").error(
+                "supervisor is gone; draining and exiting", metadata: ["supervisor_pid": "\(supervisorPid)"])
+            stop()
+        }
     }
 }
 

@@ -1,0 +1,105 @@
+import Choreo
+import ChoreoTesting
+import Foundation
+import Postgres
+import Redis
+import Testing
+
+/// Outside the happy path: rollbacks, hostile strings, crashes between commit and ack, and
+/// Postgres refusing writes. Each test runs real workers on real Redis and Postgres.
+@Suite("Safety outside the happy path", .timeLimit(.minutes(5)))
+struct SafetyTests {
+    @Test("a message that queued a write, queried, then threw leaves no write behind: exactly one row after its retry")
+    func rollbackRemovesQueuedWrites() async throws {
+        let probe = try ProbeHarness()
+        let worker = try probe.startWorker()
+        defer { probe.stop(worker) }
+        // Alone and inside a batch with others (the savepoint must not swallow earlier messages' writes).
+        let alone = try probe.send("WriteQueryFail", "{\"key\":\"w\",\"value\":1,\"times\":1}")
+        try await eventually("the lone message applied") { try probe.command(alone.id)["status"] == "succeeded" }
+        probe.stop(worker)
+        var batch: [Envelope] = []
+        for index in 0..<6 {
+            let times = index % 2 == 0 ? 0 : 1
+            batch.append(try probe.send("WriteQueryFail", "{\"key\":\"b\",\"value\":\(index),\"times\":\(times)}"))
+        }
+        let second = try probe.startWorker()
+        defer { probe.stop(second) }
+        try await eventually("every batch message applied") {
+            try batch.allSatisfy { try probe.command($0.id)["status"] == "succeeded" }
+        }
+        for message in [alone] + batch {
+            let rows = try probe.postgres.query(
+                "SELECT count(*) AS n FROM \(probe.name).writes WHERE message_id = $1", [message.id]
+            ).first?.decode(Int.self, "n")
+            #expect(rows == 1, "message \(message.id) left \(rows ?? -1) writes")
+        }
+        #expect(try probe.recordCount() == 7)
+        #expect(try probe.deadLetters().isEmpty)
+    }
+
+    @Test(
+        "a NUL character never reaches Postgres cut short: the parameter is refused, the message dead-lettered with that reason"
+    )
+    func nulCharacterIsRefused() async throws {
+        let db = try PostgresConnection(url: TestEnvironment.databaseURL)
+        let error = #expect(throws: PostgresError.self) {
+            try db.query("SELECT $1::text AS t", ["a\u{0}b"])
+        }
+        #expect(error?.kind == .invalidParameter)
+        #expect("\(error!)".contains("NUL"))
+        #expect(throws: PostgresError.self) { try db.query("SELECT $1::text[] AS t", [["ok", "a\u{0}b"]]) }
+        #expect(throws: PostgresError.self) {
+            try db.pipeline([PostgresStatement("SELECT $1::text", ["x\u{0}"])])
+        }
+        #expect(try db.query("SELECT $1::text AS t", ["a\u{1}b"]).first?.decode(String.self, "t") == "a\u{1}b")
+
+        let probe = try ProbeHarness()
+        let worker = try probe.startWorker()
+        defer { probe.stop(worker) }
+        let good = try probe.send("Record", "{\"key\":\"fine\",\"value\":1}")
+        let bad = try probe.send("Record", "{\"key\":\"a\\u0000b\",\"value\":2}")
+        let immediate = try probe.send("RecordNow", "{\"key\":\"c\\u0000d\",\"value\":3}")
+        try await eventually("the two NUL messages dead, the good one applied") {
+            try probe.deadLetters().count == 2 && probe.command(good.id)["status"] == "succeeded"
+        }
+        let letters = try probe.deadLetters()
+        for letter in letters {
+            #expect(letter.errorText.contains("NUL"), "\(letter.errorText)")
+            #expect(letter.deliveryCount == 1, "retrying cannot help: dead at once")
+        }
+        #expect(Set(letters.compactMap { $0.entry["id"] }) == [bad.id, immediate.id])
+        #expect(try probe.command(bad.id)["status"] == "dead")
+        let keys = try probe.postgres.query("SELECT key FROM \(probe.name).records").rows.compactMap { $0["key"] }
+        #expect(keys == ["fine"], "nothing stored truncated")
+    }
+
+    @Test("kill -9 of a pool's supervisor: its children drain and exit within seconds, nothing lost or doubled")
+    func orphanedChildrenExit() async throws {
+        let probe = try ProbeHarness()
+        let file = try probe.writeTopology(processes: 2, batch: 10)
+        let supervisor = try probe.spawnChoreo(["worker", probe.name, "--topology", file])
+        try await eventually("two live workers", timeout: 30) { try probe.liveWorkers().count == 2 }
+        let children = try probe.liveWorkers().map(\.pid)
+        for index in 0..<100 { try probe.send("Sleep", "{\"key\":\"o\",\"value\":\(index),\"ms\":5}") }
+        try await eventually("work under way", timeout: 30) { try probe.recordCount() >= 10 }
+        kill(supervisor, SIGKILL)
+        _ = try await waitForExit(supervisor, timeout: 5)
+        try await eventually("every orphaned child exited", timeout: 5) { children.allSatisfy { !isAlive($0) } }
+        let worker = try probe.startWorker()
+        defer { probe.stop(worker) }
+        try await eventually("the rest handled by a new worker", timeout: 60) { try probe.recordCount() == 100 }
+        try await eventually("nothing pending", timeout: 30) { try probe.pendingCount() == 0 }
+        #expect(try probe.inboxCount() == 100)
+        #expect(try probe.deadLetters().isEmpty)
+    }
+}
+
+/// Whether `pid` is a running process (not gone, not a zombie).
+func isAlive(_ pid: pid_t) -> Bool {
+    guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+        let close = stat.lastIndex(of: ")")
+    else { return false }
+    let state = stat[stat.index(close, offsetBy: 2)]
+    return state != "Z" && state != "X"
+}
