@@ -276,6 +276,32 @@ final class BatchProcessor {
     /// traceparent and opening a no-op span per message cost a quarter of a no-op handler's time).
     let tracing = !(InstrumentationSystem.tracer is NoOpTracer)
 
+    /// Which of `envelopes` (read from `stream`) were already applied: their inbox row is
+    /// committed. The check inserts the rows and rolls back, so it waits for a transaction
+    /// still committing one of them (another consumer's stalled batch) instead of missing it;
+    /// nil when that wait ran out (undecided: ask again later). Stateless services: none.
+    func alreadyApplied(_ envelopes: [Envelope], stream: String) throws -> Set<String>? {
+        guard let postgres, let schema = definition.schema, !envelopes.isEmpty else { return [] }
+        let ids = envelopes.map(\.id)
+        let results = try postgres.pipeline([
+            PostgresStatement("BEGIN"), PostgresStatement("SET LOCAL lock_timeout = '5s'"),
+            PostgresStatement(
+                RuntimeSchema.inboxInsert(schema),
+                [ids, envelopes.map { _ in stream }, envelopes.map(\.type), envelopes.map(\.correlation)]),
+            PostgresStatement("ROLLBACK"),
+        ])
+        if postgres.inTransaction { _ = try? postgres.execute("ROLLBACK") }
+        switch results[2] {
+        case .success(let rows):
+            let fresh = Set(rows.rows.compactMap { $0.values.first ?? nil })
+            return Set(ids).subtracting(fresh)
+        case .failure(let error):
+            if error.isConnectionError { throw error }
+            if error.sqlState == "55P03" { return nil }
+            throw error
+        }
+    }
+
     /// A strict batch met a known message id: redo it with the inbox checked first.
     struct OptimisticAbort: Error {}
 

@@ -220,9 +220,28 @@ public final class ConsumerLoop: Sendable {
                 }
             }
             try claim(own, minIdle: floor)
-            try claim(foreign, minIdle: Int(policy.claimIdle * 1000))
+            try adopt(foreign)
             if let earliest = retries.values.map(\.due).min(), earliest < nextReclaim {
                 nextReclaim = max(earliest, Date().addingTimeInterval(0.005))
+            }
+        }
+
+        /// Adopts entries of a consumer silent for claim_idle (dead, or stalled mid-batch). They
+        /// may include a message that crashes the process: they are taken over without counting
+        /// a delivery (`JUSTID`), then claimed and handled one at a time, so each claim counts a
+        /// delivery of that entry only and a killer message reaches max_deliveries alone,
+        /// without dragging its batch-mates to the dead stream.
+        mutating func adopt(_ rows: [PendingEntry]) throws {
+            guard !rows.isEmpty else { return }
+            let taken =
+                try redis.command(
+                    ["XCLAIM", loop.stream, loop.group, loop.consumer, String(Int(policy.claimIdle * 1000))]
+                        + rows.map(\.id) + ["JUSTID"]
+                ).array?.compactMap(\.string) ?? []
+            let byID = Dictionary(rows.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+            for id in taken {
+                guard loop.state.readsMore, let row = byID[id] else { break }
+                try claim([row], minIdle: 0)
             }
         }
 
@@ -244,31 +263,64 @@ public final class ConsumerLoop: Sendable {
                     "pending entries were trimmed before retry", metadata: ["count": "\(vanished.count)"])
             }
             var deliveries: [Delivery] = []
-            var dead: [[String]] = []
-            var deadIDs: [String] = []
+            var overLimit: [(entry: StreamEntry, attempt: Int)] = []
             for entry in entries {
                 let attempt = (byID[entry.id]?.deliveries ?? 0) + 1
                 if attempt > policy.maxDeliveries {
-                    let owner = byID[entry.id]?.consumer ?? "?"
-                    let last = retries[entry.id]?.error ?? "consumer \(owner) stopped without settling it"
-                    let reason = "exceeded max_deliveries (\(policy.maxDeliveries)): \(last)"
-                    dead += processor.publisher.deadLetterCommands(
-                        entry: entry, stream: loop.stream, consumer: loop.consumer, deliveries: attempt - 1,
-                        reason: reason,
-                        envelope: try? Envelope(entry: entry))
-                    deadIDs.append(entry.id)
-                    retries[entry.id] = nil
+                    overLimit.append((entry, attempt))
                 } else {
                     deliveries.append(Delivery(entry: entry, attempt: attempt))
                 }
             }
-            if !dead.isEmpty {
-                try redis.pipelineCheckingErrors(dead + [["XACK", loop.stream, loop.group] + deadIDs])
-                loop.logger.error(
-                    "adopted entries past max_deliveries dead-lettered", metadata: ["count": "\(deadIDs.count)"])
-            }
+            if !overLimit.isEmpty { try settleOverLimit(overLimit, byID: byID) }
             for start in stride(from: 0, to: deliveries.count, by: policy.batch) {
                 handle(Array(deliveries[start..<min(start + policy.batch, deliveries.count)]))
+            }
+        }
+
+        /// Entries past max_deliveries: an entry whose effect was committed (its inbox row
+        /// exists: the consumer died between commit and ack) is acknowledged, never dead; its
+        /// outbox rows, if still there, are published by the relay. The rest are dead-lettered.
+        mutating func settleOverLimit(
+            _ overLimit: [(entry: StreamEntry, attempt: Int)], byID: [String: PendingEntry]
+        ) throws {
+            let envelopes = overLimit.compactMap { try? Envelope(entry: $0.entry) }
+            guard let applied = try processor.alreadyApplied(envelopes, stream: loop.stream) else {
+                loop.logger.warning(
+                    "entries past max_deliveries are being committed elsewhere; deciding later",
+                    metadata: ["count": "\(overLimit.count)"])
+                return
+            }
+            var commands: [[String]] = []
+            var acks: [String] = []
+            var deadCount = 0
+            for (entry, attempt) in overLimit {
+                let envelope = try? Envelope(entry: entry)
+                acks.append(entry.id)
+                let last = retries.removeValue(forKey: entry.id)?.error
+                if let envelope, applied.contains(envelope.id) {
+                    loop.metrics.settled(
+                        stream: loop.stream, type: envelope.type, outcome: .duplicate, state: .acked)
+                    continue
+                }
+                let owner = byID[entry.id]?.consumer ?? "?"
+                let reason =
+                    "exceeded max_deliveries (\(policy.maxDeliveries)): "
+                    + (last ?? "consumer \(owner) stopped without settling it")
+                commands += processor.publisher.deadLetterCommands(
+                    entry: entry, stream: loop.stream, consumer: loop.consumer, deliveries: attempt - 1,
+                    reason: reason, envelope: envelope)
+                deadCount += 1
+            }
+            try redis.pipelineCheckingErrors(commands + [["XACK", loop.stream, loop.group] + acks])
+            if deadCount > 0 {
+                loop.logger.error(
+                    "adopted entries past max_deliveries dead-lettered", metadata: ["count": "\(deadCount)"])
+            }
+            if deadCount < overLimit.count {
+                loop.logger.info(
+                    "entries past max_deliveries were already applied; acknowledged",
+                    metadata: ["count": "\(overLimit.count - deadCount)"])
             }
         }
     }

@@ -149,8 +149,7 @@ public final class DeadLetterSet {
     /// new entry id.
     @discardableResult
     public func replay(_ letter: DeadLetter) throws -> String {
-        let id = try redis.xadd(
-            service.commandStream, fields: Self.replayFields(letter), maxLength: service.policy.maxLength)
+        let id = try redis.xadd(service.commandStream, fields: Self.replayFields(letter))
         _ = try redis.xdel(service.deadStream, ids: [letter.entry.id])
         return id
     }
@@ -163,7 +162,7 @@ public final class DeadLetterSet {
             let part = letters[start..<min(start + chunk, letters.count)]
             try redis.pipelineCheckingErrors(
                 part.map { letter in
-                    ["XADD", service.commandStream, "MAXLEN", "~", String(service.policy.maxLength), "*"]
+                    ["XADD", service.commandStream, "*"]
                         + Self.replayFields(letter).flatMap { [$0.name, $0.value] }
                 })
             _ = try redis.xdel(service.deadStream, ids: part.map(\.entry.id))

@@ -31,6 +31,8 @@ public final class Maintenance: Sendable {
         public var prune: Double = 600
         /// Gauge refresh period.
         public var gauges: Double = 5
+        /// Stream retention period (trimming what every group acknowledged, beyond `maxlen`).
+        public var trim: Double = 1
         /// Defaults.
         public init() {}
     }
@@ -79,6 +81,7 @@ public final class Maintenance: Sendable {
                     if due("prune", intervals.prune) { try prune(postgres: postgres, schema: schema) }
                 }
                 if due("janitor", intervals.janitor) { try janitor(redis) }
+                if due("trim", intervals.trim) { try trim(redis) }
                 if due("gauges", intervals.gauges) { try gauges(redis: redis, postgres: postgres) }
             } catch {
                 logger.warning("maintenance duty failed", metadata: ["error": "\(error)"])
@@ -151,6 +154,31 @@ public final class Maintenance: Sendable {
             """, [definition.policy.inboxRetention])
         if result.affectedRows > 0 { logger.info("pruned inbox rows", metadata: ["count": "\(result.affectedRows)"]) }
     }
+
+    /// Trims the streams this service owns (its commands and events streams) below what every
+    /// consumer group acknowledged, beyond `maxlen`; flags a backlog over the limit.
+    func trim(_ redis: RedisConnection) throws {
+        for stream in [definition.commandStream, definition.eventStream] {
+            let (removed, reading) = try topology.retention(of: stream).trim(redis)
+            if removed > 0 { metrics.trimmed(stream: stream, count: removed) }
+            metrics.gauge("choreo_stream_backlog", [("stream", stream)]).record(reading.backlog)
+            metrics.gauge("choreo_stream_over_limit", [("stream", stream)]).record(reading.isOverLimit ? 1 : 0)
+            if reading.isOverLimit {
+                if overLimit.withLock({ $0.insert(stream).inserted }) {
+                    logger.warning(
+                        "stream backlog over its limit: producers are held back (503), nothing is trimmed",
+                        metadata: [
+                            "stream": "\(stream)", "backlog": "\(reading.backlog)", "limit": "\(reading.limit)",
+                            "slowest_group": "\(reading.slowestGroup ?? "?")",
+                        ])
+                }
+            } else {
+                overLimit.withLock { _ = $0.remove(stream) }
+            }
+        }
+    }
+
+    private let overLimit = Mutex(Set<String>())
 
     /// Removes consumers of this service's groups that have no live heartbeat, own no pending
     /// entries, and have been idle longer than claim_idle. Never one with pending entries:

@@ -23,10 +23,9 @@ public struct Publisher: Sendable {
     /// Commands publishing `message`: an XADD, preceded for results by the command hash update.
     public func commands(for message: OutboxMessage) -> [[String]] {
         guard let commandID = message.commandID, let status = message.status else {
-            return [
-                RedisConnection.xaddArguments(
-                    message.stream, fields: message.fields, maxLength: service.policy.maxLength)
-            ]
+            // No MAXLEN: a stream is trimmed only below what every group acknowledged
+            // (StreamRetention, run by the owner's maintenance).
+            return [RedisConnection.xaddArguments(message.stream, fields: message.fields)]
         }
         let key = Topology.commandKey(commandID)
         let payloadField = status == .succeeded ? "result" : "error"
@@ -54,7 +53,8 @@ public struct Publisher: Sendable {
             StreamField(DeadLetter.deadAt, String(Envelope.nowMilliseconds())),
         ]
         var commands = [
-            RedisConnection.xaddArguments(service.deadStream, fields: fields, maxLength: service.policy.maxLength)
+            // Dead letters are never trimmed: an operator replays or purges them.
+            RedisConnection.xaddArguments(service.deadStream, fields: fields)
         ]
         if let envelope, stream == service.commandStream, envelope.correlation == envelope.id {
             let data = MessageContext.jsonObject(["code": "dead", "reason": reason])

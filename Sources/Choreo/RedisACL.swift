@@ -27,7 +27,7 @@ public enum RedisACL {
         return unique.map { "~" + $0 } + base + [
             "+xreadgroup", "+xack", "+xadd", "+xclaim", "+xautoclaim", "+xpending", "+xgroup|create",
             "+xgroup|delconsumer", "+xinfo|groups", "+xinfo|consumers", "+xinfo|stream", "+xlen", "+xrange",
-            "+xrevrange", "+hset", "+hdel", "+hgetall", "+expire", "+multi", "+exec",
+            "+xrevrange", "+xtrim", "+exists", "+hset", "+hdel", "+hgetall", "+expire", "+multi", "+exec",
         ]
     }
 
@@ -38,8 +38,11 @@ public enum RedisACL {
                 Topology.resultsStream, "choreo:command:*", "choreo:idempotency:*", "choreo:ratelimit:*",
                 "choreo:workers:*",
             ]
-        return keys.map { "~" + $0 } + base + [
+        // The events streams read-only: their backlog holds back commands (backpressure).
+        let readOnly = topology.services.map { "%R~" + $0.eventStream }
+        return keys.map { "~" + $0 } + readOnly + base + [
             "+evalsha", "+eval", "+script|load", "+xadd", "+xread", "+xinfo|groups", "+xinfo|stream", "+xlen",
+            "+exists",
             "+hgetall", "+hget", "+hmget", "+hset", "+expire", "+time", "+get", "+set", "+multi", "+exec",
         ]
     }

@@ -106,6 +106,11 @@ public final class RuntimeMetrics: Sendable {
     func trimmedWhilePending(stream: String) {
         counter("choreo_trimmed_pending_total", [("stream", stream)]).increment()
     }
+
+    /// Entries removed by retention (all acknowledged by every group).
+    func trimmed(stream: String, count: Int) {
+        counter("choreo_stream_trimmed_total", [("stream", stream)]).increment(by: count)
+    }
 }
 
 extension Timer {

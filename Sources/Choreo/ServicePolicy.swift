@@ -16,7 +16,9 @@ public struct ServicePolicy: Sendable, Equatable {
     public var shutdownTimeout: Double = 20
     /// Default number of processes of `choreo worker`.
     public var processes: Int = 2
-    /// Approximate cap (`MAXLEN ~`) of the streams this service publishes to.
+    /// Entries kept in this service's commands and events streams (`maxlen`). Only entries every
+    /// consumer group has acknowledged are trimmed (``StreamRetention``); a backlog of
+    /// unacknowledged entries over this is backpressure (the gateway answers 503), never a loss.
     public var maxLength: Int = 1_000_000
     /// How long inbox rows (processed message ids) are kept, in seconds (default 7 days).
     public var inboxRetention: Double = 7 * 24 * 3600

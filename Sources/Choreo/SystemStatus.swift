@@ -120,6 +120,22 @@ public struct SystemStatus: Codable, Sendable {
                 }
                 streams.append(stream)
             }
+            // Backpressure: a stream of the service whose unacknowledged backlog is over its
+            // limit (nothing is trimmed; the gateway refuses the service's commands meanwhile).
+            for retention in topology.backpressureStreams(of: definition) {
+                let reading = try retention.read(redis, safeBound: false)
+                if reading.isOverLimit {
+                    let who = reading.slowestGroup.map { " (slowest group: \($0))" } ?? ""
+                    problems.append(
+                        "backlog on \(reading.stream) is \(reading.backlog), over its limit of \(reading.limit)\(who): "
+                            + "commands are refused with 503 until it drains")
+                }
+                if !reading.missingGroups.isEmpty, reading.length > 0 {
+                    problems.append(
+                        "\(reading.stream) has no consumer group yet for \(reading.missingGroups.joined(separator: ", ")): "
+                            + "it is kept whole until they start")
+                }
+            }
             let dead = try redis.xlen(definition.deadStream)
             let seen = seenDeadLetters?[definition.name] ?? before?.deadLetters ?? dead
             if liveNames.isEmpty { problems.append("no live worker") }

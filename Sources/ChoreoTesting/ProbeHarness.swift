@@ -24,21 +24,26 @@ public final class ProbeHarness: @unchecked Sendable {
         postgresURL: String = TestEnvironment.databaseURL
     ) throws {
         name = TestEnvironment.uniqueName("probe")
-        var testPolicy = ServicePolicy()
-        testPolicy.block = 0.2
-        testPolicy.maxDeliveries = 3
-        testPolicy.backoff = Backoff(initial: 0.05, max: 0.5, multiplier: 2, jitter: 0.1)
-        testPolicy.claimIdle = 2
-        testPolicy.shutdownTimeout = 5
         let definition = ServiceDefinition(
-            name: name, schema: schema ? name : nil, policy: policy ?? testPolicy, code: "probe")
+            name: name, schema: schema ? name : nil, policy: policy ?? Self.testPolicy, code: "probe")
         topology = Topology(redisURL: redisURL, postgresURL: postgresURL, services: [definition])
         redis = try RedisConnection(url: redisURL)
         postgres = try PostgresConnection(url: postgresURL)
     }
 
+    /// The policy of test harnesses: quick retries (3 deliveries), 2 s claim_idle, short blocks.
+    public static var testPolicy: ServicePolicy {
+        var policy = ServicePolicy()
+        policy.block = 0.2
+        policy.maxDeliveries = 3
+        policy.backoff = Backoff(initial: 0.05, max: 0.5, multiplier: 2, jitter: 0.1)
+        policy.claimIdle = 2
+        policy.shutdownTimeout = 5
+        return policy
+    }
+
     /// The service definition.
-    public var definition: ServiceDefinition { topology.services[0] }
+    public var definition: ServiceDefinition { topology.services.first { $0.name == name }! }
 
     /// The probe's code under this harness's name.
     public var service: Service { Probe.service(name: name) }
@@ -118,7 +123,7 @@ public final class ProbeHarness: @unchecked Sendable {
 
 extension ProbeHarness {
     /// Writes this harness's topology as YAML (for `choreo` child processes) and returns its path.
-    public func writeTopology(processes: Int = 2, batch: Int = 20) throws -> String {
+    public func writeTopology(processes: Int = 2, batch: Int = 20, maxlen: Int? = nil) throws -> String {
         let policy = definition.policy
         let yaml = """
             version: 1
@@ -136,7 +141,7 @@ extension ProbeHarness {
                   claim_idle: \(Int(policy.claimIdle * 1000))ms
                   shutdown_timeout: \(Int(policy.shutdownTimeout))s
                   processes: \(processes)
-            """
+            """ + (maxlen.map { "\n      maxlen: \($0)" } ?? "")
         let path = TestEnvironment.workDirectory + "/\(name).yml"
         try yaml.write(toFile: path, atomically: true, encoding: .utf8)
         return path

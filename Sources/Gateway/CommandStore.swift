@@ -86,7 +86,7 @@ public final class CommandStore: Sendable {
     private let clients: [RedisClient]
     private let next = Mutex(0)
     private let liveness = Mutex<[String: (checked: Date, live: Bool)]>([:])
-    private let lags = Mutex<[String: (checked: Date, lag: Int?)]>([:])
+    private let pressures = Mutex<[String: (checked: Date, pressure: Pressure)]>([:])
     /// How long a liveness or lag reading is trusted, in seconds.
     static let readingLifetime: TimeInterval = 1
 
@@ -120,7 +120,7 @@ public final class CommandStore: Sendable {
         redis.call('EXPIRE', KEYS[1], ARGV[5])
         local fields = {}
         for i = 8, #ARGV do fields[#fields + 1] = ARGV[i] end
-        redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[6], '*', unpack(fields))
+        redis.call('XADD', KEYS[2], '*', unpack(fields))
         if idem ~= '' then
           redis.call('HSET', idem, 'command', ARGV[1], 'fingerprint', fingerprint)
           redis.call('EXPIRE', idem, ARGV[5])
@@ -140,7 +140,7 @@ public final class CommandStore: Sendable {
         let arguments =
             [
                 envelope.id, envelope.type, service.name, String(envelope.at), String(Int(topology.commandTTL)),
-                String(service.policy.maxLength), fingerprint,
+                "", fingerprint,
             ] + envelope.fields.flatMap { [$0.name, $0.value] }
         let reply = try await client().run(CommandStore.submitScript, keys: keys, arguments: arguments)
         guard let parts = reply.array, parts.count == 2, let id = parts[0].string, let kind = parts[1].string else {
@@ -177,8 +177,7 @@ public final class CommandStore: Sendable {
                 "submittedAt", String(envelope.at),
             ],
             ["EXPIRE", key, String(Int(topology.commandTTL))],
-            RedisConnection.xaddArguments(
-                service.commandStream, fields: envelope.fields, maxLength: service.policy.maxLength),
+            RedisConnection.xaddArguments(service.commandStream, fields: envelope.fields),
         ]
         client().transaction(commands) { result in
             completion(
@@ -195,8 +194,7 @@ public final class CommandStore: Sendable {
 
     /// Sends a query message (no status record, no idempotency).
     public func sendQuery(_ envelope: Envelope, service: ServiceDefinition) async throws {
-        let arguments = RedisConnection.xaddArguments(
-            service.commandStream, fields: envelope.fields, maxLength: service.policy.maxLength)
+        let arguments = RedisConnection.xaddArguments(service.commandStream, fields: envelope.fields)
         try await client().command(arguments)
     }
 
@@ -207,8 +205,8 @@ public final class CommandStore: Sendable {
     }
 
     /// Whether `service` has a live worker (heartbeat within 10 s), cached for one second.
-    public func hasLiveWorker(_ service: String) async throws -> Bool {
-        if let cached = liveness.withLock({ $0[service] }),
+    public func hasLiveWorker(_ service: String, fresh: Bool = false) async throws -> Bool {
+        if !fresh, let cached = liveness.withLock({ $0[service] }),
             Date().timeIntervalSince(cached.checked) < Self.readingLifetime
         {
             return cached.live
@@ -220,19 +218,48 @@ public final class CommandStore: Sendable {
         return live
     }
 
-    /// The lag of `service`'s group on its commands stream, when known (read fresh; the
-    /// reading is also kept for ``hasCapacity(_:requireLiveWorker:)``).
-    public func lag(_ service: ServiceDefinition) async throws -> Int? {
-        let lag = try await client().withConnection { redis in
-            try redis.xinfoGroups(service.commandStream).first { $0.name == service.name }?.lag
-        }
-        lags.withLock { $0[service.name] = (Date(), lag) }
-        return lag
+    /// What holds back commands to a service: its group's lag on its commands stream and the
+    /// first of its streams (consumed, or its own events) whose unacknowledged backlog is over
+    /// the stream's limit.
+    public struct Pressure: Sendable, Equatable {
+        /// The lag of the service's group on its commands stream, when known.
+        public var lag: Int?
+        /// A stream whose backlog is over its limit, if any.
+        public var overLimit: StreamRetention.Reading?
     }
 
-    /// Whether `service` may take a command, judged only from the liveness and lag readings
-    /// of the last second, without Redis: nil when a needed reading is missing or older.
-    func hasCapacity(_ service: ServiceDefinition, requireLiveWorker: Bool) -> Bool? {
+    /// The service's pressure reading, at most ``readingLifetime`` old (read from Redis when
+    /// older; the reading is also kept for ``hasCapacity(_:requireLiveWorker:backpressure:)``).
+    public func pressure(_ service: ServiceDefinition, fresh: Bool = false) async throws -> Pressure {
+        if !fresh, let cached = pressures.withLock({ $0[service.name] }),
+            Date().timeIntervalSince(cached.checked) < Self.readingLifetime
+        {
+            return cached.pressure
+        }
+        let streams = topology.backpressureStreams(of: service)
+        let pressure = try await client().withConnection { redis in
+            // (XINFO fails on a stream that does not exist yet: nothing submitted, no lag.)
+            var lag: Int?
+            if service.policy.maxLag != nil, try redis.command(["EXISTS", service.commandStream]).int == 1 {
+                lag = try redis.xinfoGroups(service.commandStream).first { $0.name == service.name }?.lag
+            }
+            var over: StreamRetention.Reading?
+            for stream in streams {
+                let reading = try stream.read(redis, safeBound: false)
+                if reading.isOverLimit {
+                    over = reading
+                    break
+                }
+            }
+            return Pressure(lag: lag, overLimit: over)
+        }
+        pressures.withLock { $0[service.name] = (Date(), pressure) }
+        return pressure
+    }
+
+    /// Whether `service` may take a command, judged only from the liveness and pressure
+    /// readings of the last second, without Redis: nil when a needed reading is missing or older.
+    func hasCapacity(_ service: ServiceDefinition, requireLiveWorker: Bool, backpressure: Bool) -> Bool? {
         let now = Date()
         if requireLiveWorker {
             guard let cached = liveness.withLock({ $0[service.name] }),
@@ -240,11 +267,12 @@ public final class CommandStore: Sendable {
             else { return nil }
             if !cached.live { return false }
         }
-        if let limit = service.policy.maxLag {
-            guard let cached = lags.withLock({ $0[service.name] }),
+        if service.policy.maxLag != nil || backpressure {
+            guard let cached = pressures.withLock({ $0[service.name] }),
                 now.timeIntervalSince(cached.checked) < Self.readingLifetime
             else { return nil }
-            if let lag = cached.lag, lag > limit { return false }
+            if let limit = service.policy.maxLag, let lag = cached.pressure.lag, lag > limit { return false }
+            if backpressure, cached.pressure.overLimit != nil { return false }
         }
         return true
     }

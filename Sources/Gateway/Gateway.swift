@@ -51,11 +51,50 @@ public final class Gateway: Sendable {
         _ = MetricsServer.sharedRegistry
     }
 
-    /// Starts the results tail. Call once before serving.
-    public func start() { waiters.start() }
+    /// Starts the results tail and the readings refresher. Call once before serving.
+    public func start() {
+        waiters.start()
+        refresher.withLock { task in
+            guard task == nil else { return }
+            task = Task { [self] in await refreshReadings() }
+        }
+    }
 
-    /// Stops the results tail and answers every waiter.
-    public func stop() { waiters.stop() }
+    /// Stops the results tail (answering every waiter) and the readings refresher.
+    public func stop() {
+        waiters.stop()
+        refresher.withLock { task in
+            task?.cancel()
+            task = nil
+        }
+    }
+
+    private let refresher = Mutex<Task<Void, Never>?>(nil)
+
+    /// Whether every routed service has the fresh readings that the channel-level submit
+    /// needs (soon after ``start()``; until then valid submissions go through the router).
+    public var hasFreshReadings: Bool {
+        Set(topology.routes.map(\.service)).compactMap { topology.service($0) }.allSatisfy {
+            store.hasCapacity(
+                $0, requireLiveWorker: configuration.requireLiveWorker, backpressure: configuration.backpressure)
+                != nil
+        }
+    }
+
+    /// Keeps each routed service's liveness and pressure readings younger than their lifetime,
+    /// so the channel-level submit always has fresh ones (and no request waits for a reading).
+    func refreshReadings() async {
+        let services = Set(topology.routes.map(\.service)).sorted().compactMap { topology.service($0) }
+        while !Task.isCancelled {
+            for service in services {
+                if configuration.requireLiveWorker { _ = try? await store.hasLiveWorker(service.name, fresh: true) }
+                if configuration.backpressure || service.policy.maxLag != nil {
+                    _ = try? await store.pressure(service, fresh: true)
+                }
+            }
+            try? await Task.sleep(nanoseconds: UInt64(CommandStore.readingLifetime * 400_000_000))
+        }
+    }
 
     /// The router with every route.
     public func router() -> Router<BasicRequestContext> {
@@ -270,18 +309,30 @@ public final class Gateway: Sendable {
         return Self.json(problems.isEmpty ? .ok : .serviceUnavailable, body)
     }
 
-    /// Fails fast (503) when the service has no live worker or its lag is over its limit.
+    /// Fails fast (503) when the service has no live worker, its lag is over its limit, or one of
+    /// its streams holds a backlog over the stream's limit (backpressure).
     func requireCapacity(_ service: ServiceDefinition) async throws {
         if configuration.requireLiveWorker, try await !store.hasLiveWorker(service.name) {
             throw Problem(
                 .serviceUnavailable, "Service unavailable",
                 detail: "service '\(service.name)' has no live worker; retry later", retryAfter: 5)
         }
-        if let limit = service.policy.maxLag, let lag = try await store.lag(service), lag > limit {
+        guard service.policy.maxLag != nil || configuration.backpressure else { return }
+        let pressure = try await store.pressure(service)
+        if let limit = service.policy.maxLag, let lag = pressure.lag, lag > limit {
             throw Problem(
                 .serviceUnavailable, "Service overloaded",
                 detail: "service '\(service.name)' is \(lag) messages behind (limit \(limit)); retry later",
                 retryAfter: 2)
+        }
+        if configuration.backpressure, let over = pressure.overLimit {
+            let who = over.slowestGroup.map { " for consumer group '\($0)'" } ?? ""
+            throw Problem(
+                .serviceUnavailable, "Service backlogged",
+                detail:
+                    "stream '\(over.stream)' holds \(over.backlog) unacknowledged entries\(who), over its limit of "
+                    + "\(over.limit); nothing is dropped, retry later",
+                retryAfter: 5)
         }
     }
 

@@ -19,6 +19,11 @@ public struct GatewayConfiguration: Sendable, Equatable {
     public var redisPoolSize: Int = 1
     /// Whether to refuse commands for services without a live worker (503), instead of queueing.
     public var requireLiveWorker: Bool = true
+    /// Whether to refuse commands (503 with `Retry-After`) for a service one of whose streams
+    /// (its commands, the events it consumes, its own events) holds more unacknowledged
+    /// entries than the stream's `maxlen`: a consumer lags, and streams are never trimmed
+    /// below what a group still needs, so queueing more would only grow Redis.
+    public var backpressure: Bool = true
     /// Whether valid submissions are answered at the channel level, on the connection's event
     /// loop, instead of through the router (see `SubmitFastPath`). The responses are the same;
     /// it only applies without a tracer (spans need the router's middleware) and is what gets

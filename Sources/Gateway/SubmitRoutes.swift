@@ -70,7 +70,10 @@ struct SubmitRoutes: Sendable {
                 limitedKey = key.name
             }
         }
-        guard gateway.store.hasCapacity(route.service, requireLiveWorker: configuration.requireLiveWorker) == true
+        guard
+            gateway.store.hasCapacity(
+                route.service, requireLiveWorker: configuration.requireLiveWorker,
+                backpressure: configuration.backpressure) == true
         else { return nil }
         return Candidate(route: route, limitedKey: limitedKey)
     }

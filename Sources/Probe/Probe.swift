@@ -18,6 +18,10 @@ import Postgres
 /// - `WriteQueryFail {key, value, times}`: queues an INSERT into `writes`, runs a query, and
 ///   throws on the first `times` deliveries (a rolled-back message must leave no write), then
 ///   records.
+/// - `Recorded` (an event of another probe it subscribes to): inserts its id into `seen`.
+/// - `Crash`: ends the worker process at once (exit 98), as a handler bug that kills the process
+///   would; only where `CHOREO_PROBE_CRASH=1` is set (worker child processes of a test),
+///   elsewhere it throws.
 /// - `AlwaysFail`: always throws `deliberate failure`.
 /// - `Reject {reason}`: a business rejection.
 /// - `Sleep {key, value, ms}`: sleeps, then records.
@@ -63,6 +67,7 @@ public enum Probe {
                 Migration(
                     version: 3, name: "writes",
                     sql: "CREATE TABLE writes (message_id text NOT NULL, attempt int NOT NULL);"),
+                Migration(version: 4, name: "seen", sql: "CREATE TABLE seen (message_id text PRIMARY KEY);"),
             ])
         service.on("Record") { context in
             let row = try context.payload(Row.self)
@@ -101,6 +106,14 @@ public enum Probe {
             _ = try context.query("SELECT count(*) FROM writes WHERE message_id = $1", [context.envelope.id])
             if context.attempt <= spec.times { throw ProbeError.deliberate(attempt: context.attempt) }
             try record(context, Row(key: spec.key, value: spec.value))
+        }
+        // A probe subscribed to another probe's events stream records each event it sees.
+        service.on("Recorded") { context in
+            try context.execute("INSERT INTO seen (message_id) VALUES ($1)", [context.envelope.id])
+        }
+        service.on("Crash") { context in
+            if ProcessInfo.processInfo.environment["CHOREO_PROBE_CRASH"] == "1" { _exit(98) }
+            throw ProbeError.deliberate(attempt: context.attempt)
         }
         service.on("AlwaysFail") { context in
             throw ProbeError.deliberate(attempt: context.attempt)

@@ -23,6 +23,10 @@ struct GatewayCommand: AsyncParsableCommand {
     ) var queueWithoutWorkers = false
     @Flag(
         help:
+            "Accept commands even when a stream of the service holds a backlog over its maxlen (default: 503 with Retry-After)."
+    ) var noBackpressure = false
+    @Flag(
+        help:
             "Send every submission through the router instead of answering valid ones on the event loop (same responses, slower)."
     ) var noFastSubmit = false
     @Option(help: "Per-API-key rate limit shared by all gateways, e.g. 100/s,burst=50 (env CHOREO_RATE_LIMIT).")
@@ -46,6 +50,7 @@ struct GatewayCommand: AsyncParsableCommand {
         configuration.maxWait = maxWait
         configuration.requireLiveWorker = !queueWithoutWorkers
         configuration.fastSubmit = !noFastSubmit
+        configuration.backpressure = !noBackpressure
         if let problem = configuration.problems().first { throw ValidationError(problem) }
         do {
             configuration.keys = try APIKeyring.fromEnvironment()

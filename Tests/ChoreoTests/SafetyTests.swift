@@ -93,6 +93,59 @@ struct SafetyTests {
         #expect(try probe.inboxCount() == 100)
         #expect(try probe.deadLetters().isEmpty)
     }
+
+    @Test(
+        "committed on its last allowed delivery, then killed before XACK: acknowledged, never dead; the command succeeded"
+    )
+    func committedOnLastDeliveryIsNotDead() async throws {
+        let probe = try ProbeHarness()
+        let file = try probe.writeTopology(processes: 1, batch: 5)
+        #expect(probe.definition.policy.maxDeliveries == 3)
+        let message = try probe.send("FailTimes", "{\"key\":\"last\",\"value\":1,\"times\":2}")
+        // Deliveries 1 and 2 fail (their batches commit the failure), delivery 3 commits the
+        // effect and the process dies before publishing or acknowledging.
+        let crashing = try probe.spawnChoreo(
+            ["worker", probe.name, "--single", "--topology", file],
+            extraEnvironment: ["CHOREO_FAULT": "exit-after-commit:3"])
+        #expect(try await waitForExit(crashing, timeout: 30) == 99)
+        #expect(try probe.recordCount() == 1)
+        let pending = try probe.redis.xpending(probe.definition.commandStream, group: probe.name, count: 10)
+        #expect(pending.map(\.deliveries) == [3])
+        let worker = try probe.startWorker()
+        defer { probe.stop(worker) }
+        try await eventually("adopted and acknowledged", timeout: 30) { try probe.pendingCount() == 0 }
+        try await eventually("the result relayed", timeout: 30) {
+            try probe.command(message.id)["status"] == "succeeded"
+        }
+        #expect(try probe.deadLetters().isEmpty)
+        #expect(try probe.recordCount() == 1)
+        try await Task.sleep(nanoseconds: 500_000_000)
+        #expect(try probe.command(message.id)["status"] == "succeeded", "the outcome stays succeeded")
+    }
+
+    @Test("a message that kills its worker process is dead-lettered alone; its batch-mates are applied once")
+    func processKillerIsIsolated() async throws {
+        let probe = try ProbeHarness()
+        let file = try probe.writeTopology(processes: 1, batch: 20)
+        var sent: [Envelope] = []
+        for index in 0..<5 { sent.append(try probe.send("Record", "{\"key\":\"k\",\"value\":\(index)}")) }
+        let killer = try probe.send("Crash")
+        for index in 5..<10 { sent.append(try probe.send("Record", "{\"key\":\"k\",\"value\":\(index)}")) }
+        let supervisor = try probe.spawnChoreo(
+            ["worker", probe.name, "--topology", file], extraEnvironment: ["CHOREO_PROBE_CRASH": "1"])
+        ChildReaper.register(supervisor)
+        try await eventually("the killer dead-lettered, the rest applied", timeout: 90) {
+            try probe.deadLetters().count == 1 && probe.recordCount() == 10 && probe.pendingCount() == 0
+        }
+        let letters = try probe.deadLetters()
+        #expect(letters.map { $0.entry["id"] } == [killer.id])
+        #expect(letters.first?.errorText.contains("max_deliveries") == true)
+        for message in sent { #expect(try probe.command(message.id)["status"] == "succeeded") }
+        #expect(try probe.command(killer.id)["status"] == "dead")
+        #expect(try probe.inboxCount() == 10)
+        kill(supervisor, SIGTERM)
+        _ = try await waitForExit(supervisor, timeout: 15)
+    }
 }
 
 /// Whether `pid` is a running process (not gone, not a zombie).

@@ -178,6 +178,13 @@ struct GatewayTests {
                     uri: fixture.records, method: .post, headers: json,
                     body: body("{\"key\":\"\(String(repeating: "x", count: 5000))\",\"value\":1}")),
                 .contentTooLarge, "over 2048 bytes")
+            // A NUL character (escaped or not in the JSON) is refused, naming the field: no
+            // store downstream could keep it whole.
+            let nul = try await client.execute(
+                uri: fixture.records, method: .post, headers: json, body: body("{\"key\":\"a\\u0000b\",\"value\":1}"))
+            try expectProblem(nul, .unprocessableContent, "does not match")
+            let nulErrors = try #require(try object(nul)["errors"] as? [[String: String]])
+            #expect(nulErrors == [["field": "key", "message": "must not contain the NUL character (U+0000)"]])
             let invalid = try await client.execute(
                 uri: fixture.records, method: .post, headers: json, body: body("{\"key\":5,\"extra\":true}"))
             try expectProblem(invalid, .unprocessableContent, "does not match")

@@ -28,6 +28,9 @@ struct SubmitFastPathTests {
         let gateway = try Gateway(topology: probe.topology, configuration: configuration)
         gateway.start()
         defer { gateway.stop() }
+        if !requireLiveWorker {
+            try await eventually("the gateway's first readings") { gateway.hasFreshReadings }
+        }
         try await gateway.application().test(.live) { client in
             try await body(probe, try #require(client.port))
         }
