@@ -41,7 +41,10 @@ extension BatchProcessor {
                         // A lost race (deadlock, serialization failure, a concurrent append to
                         // the same version) is retried at once a few times: it is not the
                         // message's fault, and should not count as a failed delivery.
-                        if error.concurrency, tries < 4 {
+                        // A lock wait that ran out (lock_timeout: a lock held elsewhere) is not
+                        // retried at once: the message is retried with backoff while the rest of
+                        // the batch proceeds.
+                        if error.concurrency, !error.lockTimeout, tries < 4 {
                             usleep(UInt32.random(in: 1_000...(5_000 * UInt32(tries))))
                             continue
                         }
@@ -61,6 +64,8 @@ extension BatchProcessor {
         var concurrency = false
         /// Retrying cannot help (a parameter Postgres cannot store): dead-letter at once.
         var poison = false
+        /// The message's lock wait ran out its lock_timeout.
+        var lockTimeout = false
     }
 
     /// SQLSTATEs of lost races: deadlock, serialization failure, lock timeout, unique violation
@@ -79,24 +84,28 @@ extension BatchProcessor {
     {
         func fail(_ error: PostgresError) throws -> Never {
             if postgres.inTransaction { _ = try? postgres.execute("ROLLBACK") }
-            if error.isConnectionError { throw error }
+            if error.isUnavailable { throw error }
             if items.count > 1 { throw OptimisticAbort() }
             throw SingleFailure(
                 message: "\(error)", concurrency: error.sqlState.map(Self.concurrencyStates.contains) ?? false,
-                poison: error.kind == .invalidParameter)
+                poison: error.kind == .invalidParameter, lockTimeout: error.sqlState == "55P03")
         }
         /// A pipeline whose statements Postgres never saw (a parameter it cannot store) fails
         /// like one it refused.
         func send(_ statements: [PostgresStatement]) throws -> [Result<PostgresResult, PostgresError>] {
             do { return try postgres.pipeline(statements) } catch let error as PostgresError
-                where !error.isConnectionError
+                where !error.isUnavailable
             {
                 try fail(error)
             }
         }
         let envelopes = items.map(\.envelope)
         var begin = [PostgresStatement("BEGIN")]
-        if items.count > 1 { begin.append(lockTimeout) }
+        if items.count > 1 {
+            begin += [lockTimeout, statementTimeout]
+        } else {
+            begin += [singleLockTimeout, statementTimeout]
+        }
         let inboxRows = PostgresStatement(
             strict ? RuntimeSchema.inboxInsertStrict(schema) : RuntimeSchema.inboxInsert(schema),
             [
@@ -142,7 +151,7 @@ extension BatchProcessor {
                 // immediate retries), not counted as a failed delivery. Under contention that
                 // count would otherwise dead-letter valid messages.
                 if let postgresError = error as? PostgresError,
-                    postgresError.isConnectionError
+                    postgresError.isUnavailable
                         || postgresError.sqlState.map(Self.concurrencyStates.contains) == true
                 {
                     try fail(postgresError)

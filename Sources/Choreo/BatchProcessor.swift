@@ -35,10 +35,10 @@ final class BatchProcessor {
         self.metrics = metrics
     }
 
-    /// An error of the infrastructure (Postgres or Redis unreachable): the batch is held and
-    /// retried as is, without counting a delivery.
+    /// An error of the infrastructure (Postgres or Redis unreachable, Postgres read-only or out
+    /// of resources): the batch is held and retried as is, without counting a delivery.
     static func isInfrastructure(_ error: Error) -> Bool {
-        if let error = error as? PostgresError { return error.isConnectionError }
+        if let error = error as? PostgresError { return error.isUnavailable }
         if let error = error as? RedisError { return error.isConnectionError }
         return false
     }
@@ -307,6 +307,13 @@ final class BatchProcessor {
 
     lazy var lockTimeout = PostgresStatement(
         "SET LOCAL lock_timeout = '\(max(1, Int(definition.policy.batchLockTimeout * 1000)))ms'")
+
+    /// The bounded waits of one message's own transaction.
+    lazy var singleLockTimeout = PostgresStatement(
+        "SET LOCAL lock_timeout = '\(max(1, Int(definition.policy.lockTimeout * 1000)))ms'")
+
+    lazy var statementTimeout = PostgresStatement(
+        "SET LOCAL statement_timeout = '\(max(1, Int(definition.policy.statementTimeout * 1000)))ms'")
 
     /// A stable number in [0, 1) per entry, so an entry's retry delay does not flap.
     static func unit(_ id: String) -> Double {

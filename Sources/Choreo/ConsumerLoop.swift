@@ -175,6 +175,10 @@ public final class ConsumerLoop: Sendable {
                 do {
                     return try operation()
                 } catch  where BatchProcessor.isInfrastructure(error) {
+                    // Postgres answering but unable (read-only after a failover, out of disk or
+                    // connections): the session may keep the condition (a read-only default
+                    // applies to new sessions only), so the next attempt reconnects.
+                    if let error = error as? PostgresError, !error.isConnectionError { processor.postgres?.close() }
                     if !loop.state.readsMore, Date().timeIntervalSince(started) > policy.shutdownTimeout / 2 {
                         loop.logger.error(
                             "giving up a held batch at shutdown; it stays pending", metadata: ["error": "\(error)"])

@@ -62,7 +62,37 @@ public struct Publisher: Sendable {
                 commandID: envelope.id, status: .dead, type: envelope.type, data: data, causation: envelope.id,
                 traceparent: envelope.childTraceparent())
             commands += self.commands(for: result)
+        } else if let envelope, envelope.correlation != envelope.id, !envelope.correlation.isEmpty {
+            // A message of a saga (caused by a command) is dead: the saga cannot go on, so its
+            // command, if still `accepted`, becomes `dead` with the reason (client and console
+            // see it instead of waiting forever). A command already decided keeps its outcome.
+            let data = MessageContext.jsonObject([
+                "code": "dead",
+                "reason": "\(envelope.type) was dead-lettered by \(service.name): \(reason)",
+            ])
+            let result = OutboxMessage.result(
+                commandID: envelope.correlation, status: .dead, type: envelope.type, data: data,
+                causation: envelope.id, traceparent: envelope.childTraceparent())
+            commands.append(
+                [
+                    "EVAL", Self.sagaDeadScript, "2", Topology.commandKey(envelope.correlation),
+                    Topology.resultsStream, data, result["at"] ?? String(Envelope.nowMilliseconds()), envelope.type,
+                    String(commandTTL), String(resultsMaxLength),
+                ] + result.fields.flatMap { [$0.name, $0.value] })
         }
         return commands
     }
+
+    /// Marks a still-`accepted` command `dead` and publishes its result; leaves a decided (or
+    /// unknown) command alone. KEYS: command hash, results stream; ARGV: error, completedAt,
+    /// resultType, TTL, results cap, then the result's stream fields.
+    static let sagaDeadScript = """
+        if redis.call('HGET', KEYS[1], 'status') ~= 'accepted' then return 0 end
+        redis.call('HSET', KEYS[1], 'status', 'dead', 'error', ARGV[1], 'completedAt', ARGV[2], 'resultType', ARGV[3])
+        redis.call('EXPIRE', KEYS[1], ARGV[4])
+        local fields = {}
+        for i = 6, #ARGV do fields[#fields + 1] = ARGV[i] end
+        redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], '*', unpack(fields))
+        return 1
+        """
 }

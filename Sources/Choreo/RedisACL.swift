@@ -27,7 +27,7 @@ public enum RedisACL {
         return unique.map { "~" + $0 } + base + [
             "+xreadgroup", "+xack", "+xadd", "+xclaim", "+xautoclaim", "+xpending", "+xgroup|create",
             "+xgroup|delconsumer", "+xinfo|groups", "+xinfo|consumers", "+xinfo|stream", "+xlen", "+xrange",
-            "+xrevrange", "+xtrim", "+exists", "+hset", "+hdel", "+hgetall", "+expire", "+multi", "+exec",
+            "+xrevrange", "+xtrim", "+exists", "+eval", "+hset", "+hdel", "+hgetall", "+expire", "+multi", "+exec",
         ]
     }
 

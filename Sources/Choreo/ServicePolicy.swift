@@ -29,6 +29,12 @@ public struct ServicePolicy: Sendable, Equatable {
     /// until they commit, so two processes updating the same hot rows (e.g. a product's stock)
     /// would otherwise wait on each other, or deadlock and wait out Postgres's detector.
     public var batchLockTimeout: Double = 0.05
+    /// How long one message's own transaction (after a batch fell back to message by message)
+    /// waits for a lock, in seconds: a lock held elsewhere (an operator's open `FOR UPDATE`)
+    /// delays that message only; it is retried with backoff while the others proceed.
+    public var lockTimeout: Double = 5
+    /// The longest one statement of a handler may run, in seconds (`statement_timeout`).
+    public var statementTimeout: Double = 30
     /// Messages larger than this (all fields, in bytes) are poison: dead-lettered unread, so a
     /// runaway producer cannot make a worker parse megabytes.
     public var maxMessageBytes: Int = 1 << 20
@@ -56,6 +62,10 @@ public struct ServicePolicy: Sendable, Equatable {
         if shutdownTimeout <= 0 { problems.append(("shutdown_timeout", "must be positive (got \(shutdownTimeout)s)")) }
         if batchLockTimeout <= 0 {
             problems.append(("batch_lock_timeout", "must be positive (got \(batchLockTimeout)s)"))
+        }
+        if lockTimeout <= 0 { problems.append(("lock_timeout", "must be positive (got \(lockTimeout)s)")) }
+        if statementTimeout <= 0 {
+            problems.append(("statement_timeout", "must be positive (got \(statementTimeout)s)"))
         }
         if maxMessageBytes < 1024 {
             problems.append(("max_message_bytes", "must be at least 1024 (got \(maxMessageBytes))"))

@@ -179,6 +179,7 @@ private struct TopologyReader {
         let keys: Set<String> = [
             "batch", "block", "max_deliveries", "backoff", "claim_idle", "shutdown_timeout", "processes", "maxlen",
             "inbox_retention", "max_lag", "batch_lock_timeout", "max_message_bytes",
+            "lock_timeout", "statement_timeout",
         ]
         for (key, value) in try mapping(node, path, allowed: keys) {
             let at = "\(path).\(key)"
@@ -193,6 +194,8 @@ private struct TopologyReader {
             case "inbox_retention": policy.inboxRetention = try duration(value, at)
             case "max_lag": policy.maxLag = try int(value, at)
             case "batch_lock_timeout": policy.batchLockTimeout = try duration(value, at)
+            case "lock_timeout": policy.lockTimeout = try duration(value, at)
+            case "statement_timeout": policy.statementTimeout = try duration(value, at)
             case "max_message_bytes": policy.maxMessageBytes = try int(value, at)
             default:
                 for (name, item) in try mapping(value, at, allowed: ["initial", "max", "multiplier", "jitter"]) {

@@ -53,6 +53,15 @@ public struct PostgresError: Error, Sendable, CustomStringConvertible {
         kind == .connectionFailed || kind == .connectionLost || sqlState?.hasPrefix("08") == true
             || sqlState == "57P01" || sqlState == "57P02" || sqlState == "57P03"
     }
+    /// The database cannot do the work right now, whatever the statement: the connection is
+    /// down, or the server is read-only (a failover's standby, `default_transaction_read_only`,
+    /// 25006), out of resources (class 53: disk full, out of memory, too many connections),
+    /// shutting down, or failing I/O (class 58). Not the statement's or the message's fault:
+    /// retry the same work later.
+    public var isUnavailable: Bool {
+        isConnectionError || sqlState == "25006" || sqlState?.hasPrefix("53") == true
+            || sqlState?.hasPrefix("58") == true || sqlState?.hasPrefix("57P") == true
+    }
     /// Retrying the whole transaction may succeed (serialization failure, deadlock, lost connection).
     public var isTransient: Bool { isSerializationFailure || isDeadlock || isConnectionError }
 

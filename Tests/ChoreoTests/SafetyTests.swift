@@ -146,6 +146,97 @@ struct SafetyTests {
         kill(supervisor, SIGTERM)
         _ = try await waitForExit(supervisor, timeout: 15)
     }
+
+    @Test("Postgres read-only for 5 s (as after a failover): messages are held, then all processed, none dead")
+    func readOnlyDatabaseIsAnOutage() async throws {
+        let admin = try PostgresConnection(url: TestEnvironment.adminDatabaseURL)
+        let database = TestEnvironment.uniqueName("db")
+        try admin.execute("CREATE DATABASE \(database) OWNER choreo")
+        let url = String(TestEnvironment.databaseURL.dropLast("choreo".count)) + database
+        let probe = try ProbeHarness(postgresURL: url)
+        let worker = try probe.startWorker()
+        defer { probe.stop(worker) }
+        for index in 0..<10 { try probe.send("Record", "{\"key\":\"before\",\"value\":\(index)}") }
+        try await eventually("first messages handled") { try probe.recordCount() == 10 }
+
+        try admin.execute("ALTER DATABASE \(database) SET default_transaction_read_only = on")
+        try admin.query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+            [database])
+        let started = Date()
+        var index = 0
+        while Date().timeIntervalSince(started) < 5 {
+            try probe.send("Record", "{\"key\":\"during\",\"value\":\(index)}")
+            index += 1
+            try await Task.sleep(nanoseconds: 50_000_000)
+        }
+        #expect(try probe.pendingCount() > 0, "held while read-only")
+        #expect(try probe.deadLetters().isEmpty)
+        try admin.execute("ALTER DATABASE \(database) RESET default_transaction_read_only")
+        let check = try PostgresConnection(url: url)
+        try await eventually("every message processed once Postgres takes writes again", timeout: 60) {
+            try check.query("SELECT count(*) AS n FROM \(probe.name).records").first?.decode(Int.self, "n")
+                == 10 + index
+        }
+        try await eventually("nothing pending") { try probe.pendingCount() == 0 }
+        #expect(try probe.deadLetters().isEmpty)
+    }
+
+    @Test("a lock held elsewhere delays only the message that needs it; the rest of its batch proceeds")
+    func heldLockDoesNotStallThePool() async throws {
+        var policy = ProbeHarness.testPolicy
+        policy.maxDeliveries = 50
+        policy.lockTimeout = 0.2
+        let probe = try ProbeHarness(policy: policy)
+        // An operator's session holding the lock the message needs, left open.
+        let operatorSession = try PostgresConnection(url: TestEnvironment.databaseURL)
+        try operatorSession.execute("BEGIN")
+        try operatorSession.query("SELECT pg_advisory_xact_lock(hashtext('hot'))")
+        let locked = try probe.send("LockedRecord", "{\"key\":\"hot\",\"value\":0}")
+        let others = try (0..<20).map { try probe.send("Record", "{\"key\":\"cold\",\"value\":\($0)}") }
+        let worker = try probe.startWorker()
+        defer { probe.stop(worker) }
+        try await eventually("the other messages applied while the lock is held", timeout: 15) {
+            try others.allSatisfy { try probe.command($0.id)["status"] == "succeeded" }
+        }
+        #expect(try probe.command(locked.id)["status"] == nil, "still waiting for the lock")
+        let later = try probe.send("Record", "{\"key\":\"later\",\"value\":1}")
+        try await eventually("new messages keep flowing meanwhile", timeout: 15) {
+            try probe.command(later.id)["status"] == "succeeded"
+        }
+        #expect(try probe.command(locked.id)["status"] == nil)
+        try operatorSession.execute("ROLLBACK")
+        try await eventually("the locked message applied once the lock is released", timeout: 30) {
+            try probe.command(locked.id)["status"] == "succeeded"
+        }
+        try await eventually("nothing pending") { try probe.pendingCount() == 0 }
+        #expect(try probe.recordCount() == 22)
+        #expect(try probe.deadLetters().isEmpty)
+    }
+
+    @Test(
+        "a dead saga message makes its still-accepted command dead with the reason; a decided command keeps its outcome"
+    )
+    func deadSagaMessageDecidesItsCommand() async throws {
+        let probe = try ProbeHarness()
+        let worker = try probe.startWorker()
+        defer { probe.stop(worker) }
+        let pending = Envelope.newID()
+        let decided = Envelope.newID()
+        try probe.redis.command(["HSET", Topology.commandKey(pending), "id", pending, "status", "accepted"])
+        try probe.redis.command(["HSET", Topology.commandKey(decided), "id", decided, "status", "succeeded"])
+        for correlation in [pending, decided] {
+            let step = Envelope(type: "Poison", data: "{}", correlation: correlation, causation: correlation)
+            try probe.redis.xadd(probe.definition.commandStream, fields: step.fields)
+        }
+        try await eventually("both saga messages dead") { try probe.deadLetters().count == 2 }
+        try await eventually("the waiting command is dead") { try probe.command(pending)["status"] == "dead" }
+        let error = try probe.command(pending)["error"] ?? ""
+        #expect(error.contains("Poison was dead-lettered by \(probe.name)") && error.contains("poison"), "\(error)")
+        #expect(try probe.command(decided)["status"] == "succeeded")
+        let results = try probe.redis.xrange(Topology.resultsStream).filter { $0["command"] == pending }
+        #expect(results.map { $0["status"] } == ["dead"])
+    }
 }
 
 /// Whether `pid` is a running process (not gone, not a zombie).
