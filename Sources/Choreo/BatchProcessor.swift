@@ -39,7 +39,7 @@ final class BatchProcessor {
     /// of resources): the batch is held and retried as is, without counting a delivery.
     static func isInfrastructure(_ error: Error) -> Bool {
         if let error = error as? PostgresError { return error.isUnavailable }
-        if let error = error as? RedisError { return error.isConnectionError }
+        if let error = error as? RedisError { return error.isUnavailable }
         return false
     }
 
@@ -156,10 +156,11 @@ final class BatchProcessor {
     @discardableResult
     func settle(_ settlement: Settlement, prefetch: [String]? = nil) throws -> [StreamBatch] {
         var prefetched: [StreamBatch] = []
+        let commands = Self.atomic(settlement.commands)
         if let prefetch {
-            prefetched = try redis.pipeline(settlement.commands, thenRead: prefetch)
-        } else if !settlement.commands.isEmpty {
-            try redis.pipelineCheckingErrors(settlement.commands)
+            prefetched = try redis.pipeline(commands, thenRead: prefetch)
+        } else if !commands.isEmpty {
+            try redis.pipelineCheckingErrors(commands)
         }
         if !settlement.outboxSeqs.isEmpty { unpurgedOutbox += settlement.outboxSeqs }
         if prefetch == nil { try purgeOutbox() }
@@ -202,6 +203,16 @@ final class BatchProcessor {
         }
         flushRun()
         return prefetched
+    }
+
+    /// `commands` as one `MULTI` ... `EXEC` when they write and acknowledge: Redis then runs all
+    /// of them or none. At `maxmemory` Redis refuses `XADD` and `HSET` but still accepts
+    /// `XACK`; in a plain pipeline an entry would be acknowledged while what replaces it (its
+    /// events, result or dead letter) was refused. In a transaction the refusal aborts the
+    /// `EXEC`, nothing is acknowledged, and the settlement is retried as for an outage.
+    static func atomic(_ commands: [[String]]) -> [[String]] {
+        guard commands.count > 1 else { return commands }
+        return [["MULTI"]] + commands + [["EXEC"]]
     }
 
     /// Published outbox rows not yet deleted. While batches come full, their deletion rides

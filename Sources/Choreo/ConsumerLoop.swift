@@ -64,7 +64,13 @@ public final class ConsumerLoop: Sendable {
         while state.readsMore {
             do {
                 let redis = try RedisConnection(url: topology.redisURL(for: definition))
-                try redis.xgroupCreate(stream, group: group, startID: "0")
+                do {
+                    try redis.xgroupCreate(stream, group: group, startID: "0")
+                } catch let error as RedisError where error.isUnavailable && !error.isConnectionError {
+                    // Redis refusing writes (at maxmemory) also refuses XGROUP CREATE; a group
+                    // that exists already is all a consumer needs.
+                    guard try redis.xinfoGroups(stream).contains(where: { $0.name == group }) else { throw error }
+                }
                 let postgres = try definition.schema.map {
                     // lz4 for the outbox's batch rows (TOASTed): pglz took a tenth of the
                     // server's time in the INSERT benchmark.
@@ -316,7 +322,8 @@ public final class ConsumerLoop: Sendable {
                     reason: reason, envelope: envelope)
                 deadCount += 1
             }
-            try redis.pipelineCheckingErrors(commands + [["XACK", loop.stream, loop.group] + acks])
+            try redis.pipelineCheckingErrors(
+                BatchProcessor.atomic(commands + [["XACK", loop.stream, loop.group] + acks]))
             if deadCount > 0 {
                 loop.logger.error(
                     "adopted entries past max_deliveries dead-lettered", metadata: ["count": "\(deadCount)"])

@@ -205,6 +205,11 @@ public final class Maintenance: Sendable {
     }
 
     func gauges(redis: RedisConnection, postgres: PostgresConnection?) throws {
+        if let memory = try? RedisMemory.read(redis) {
+            metrics.gauge("choreo_redis_memory_used_bytes").record(memory.used)
+            metrics.gauge("choreo_redis_memory_max_bytes").record(memory.limit)
+            metrics.gauge("choreo_redis_refusing_writes").record(memory.refusesWrites ? 1 : 0)
+        }
         for stream in definition.consumedStreams {
             if let group = try redis.xinfoGroups(stream).first(where: { $0.name == definition.name }) {
                 metrics.gauge("choreo_group_lag", [("stream", stream)]).record(group.lag ?? 0)

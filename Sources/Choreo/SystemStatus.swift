@@ -60,8 +60,13 @@ public struct SystemStatus: Codable, Sendable {
     public var services: [Service]
     /// The gateway's readiness, if it was asked.
     public var gateway: String?
-    /// Every problem, prefixed by its service.
-    public var problems: [String] { services.flatMap { service in service.problems.map { "\(service.name): \($0)" } } }
+    /// Redis's memory against its maxmemory, when it could be read.
+    public var redisMemory: RedisMemory?
+    /// Every problem, prefixed by its service (Redis's own first).
+    public var problems: [String] {
+        (redisMemory?.problem.map { [$0] } ?? [])
+            + services.flatMap { service in service.problems.map { "\(service.name): \($0)" } }
+    }
 
     /// The Redis hash where `choreo status` remembers the dead-letter counts of the last look.
     public static let lastLookKey = "choreo:status:last-look"
@@ -145,6 +150,6 @@ public struct SystemStatus: Codable, Sendable {
                     name: definition.name, processes: processes, liveProcesses: liveNames.count, streams: streams,
                     deadLetters: dead, newDeadLetters: max(0, dead - seen), problems: problems))
         }
-        return SystemStatus(at: now, services: services)
+        return SystemStatus(at: now, services: services, redisMemory: try? RedisMemory.read(redis))
     }
 }

@@ -277,6 +277,11 @@ public final class CommandStore: Sendable {
         return true
     }
 
+    /// Redis's memory against its maxmemory (nil when it cannot be read).
+    public func memory() async -> RedisMemory? {
+        try? await client().withConnection { try RedisMemory.read($0) }
+    }
+
     /// Whether Redis answers.
     public func ping() async -> Bool {
         (try? await client().command(["PING"])) == .status("PONG")

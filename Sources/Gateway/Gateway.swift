@@ -298,6 +298,9 @@ public final class Gateway: Sendable {
     func readiness() async throws -> Response {
         var problems: [String] = []
         if await !store.ping() { problems.append("redis: unreachable") }
+        if let memory = await store.memory(), memory.refusesWrites, let problem = memory.problem {
+            problems.append(problem)
+        }
         var services: [String] = []
         for name in Set(topology.routes.map(\.service)).sorted() {
             let live = (try? await store.hasLiveWorker(name)) ?? false

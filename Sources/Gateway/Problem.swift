@@ -3,6 +3,7 @@
 import Choreo
 import Foundation
 import Hummingbird
+import Redis
 
 /// An HTTP error rendered as RFC 9457 `application/problem+json`:
 /// `{"type", "title", "status", "detail", "instance"?, "errors"?}`.
@@ -87,6 +88,17 @@ public struct Problem: Error, HTTPResponseError, Sendable {
     static let internalError = Problem(
         .internalServerError, "Internal error", detail: "the request could not be completed")
 
+    /// The answer to an error no route handled: 503 with `Retry-After` while Redis cannot take
+    /// the work (out of memory, read-only replica, down), else ``internalError``.
+    static func unexpected(_ error: Error) -> Problem {
+        guard let error = error as? RedisError, error.isUnavailable else { return internalError }
+        let detail =
+            error.serverCode == "OOM"
+            ? "the message store is full (Redis at maxmemory) and refuses new work; nothing was accepted, retry later"
+            : "the message store is unavailable; nothing was accepted, retry later"
+        return Problem(.serviceUnavailable, "Service unavailable", detail: detail, retryAfter: 5)
+    }
+
     /// 400.
     public static func badRequest(_ detail: String) -> Problem {
         Problem(.badRequest, "Malformed request", detail: detail)
@@ -120,7 +132,7 @@ struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
                 from: request, context: context)
         } catch {
             context.logger.error("unhandled error", metadata: ["error": "\(error)"])
-            return try Problem.internalError.response(from: request, context: context)
+            return try Problem.unexpected(error).response(from: request, context: context)
         }
     }
 }

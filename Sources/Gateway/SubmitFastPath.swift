@@ -161,9 +161,10 @@ final class SubmitFastPath: ChannelDuplexHandler, RemovableChannelHandler {
                 case .success(let outcome):
                     handler.respond(taken, accepted: outcome.id, context: context)
                 case .failure(let error):
-                    // As the router does: logged, and a 500 that names no internals.
+                    // As the router does: logged, and a 503 while Redis refuses writes, else a
+                    // 500 that names no internals.
                     handler.gateway.logger.error("unhandled error", metadata: ["error": "\(error)"])
-                    handler.respond(taken, problem: .internalError, context: context)
+                    handler.respond(taken, problem: Problem.unexpected(error), context: context)
                 }
             }
         }

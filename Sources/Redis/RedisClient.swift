@@ -181,14 +181,18 @@ public final class RedisClient: Sendable {
                     next += count
                 }
             }
-            if merged > 0 { settle(transaction, exec: replies[replies.count - 1]) }
+            if merged > 0 {
+                // The queueing replies (QUEUED, or the refusal that made EXEC abort) come before EXEC.
+                let queued = replies[(replies.count - 1 - merged)..<(replies.count - 1)]
+                settle(transaction, exec: replies[replies.count - 1], queued: Array(queued))
+            }
         }
 
         /// Hands each merged transaction its slice of EXEC's results. When Redis refused to run
         /// the merged transaction (a command was rejected while queueing: `EXECABORT`), nothing
         /// ran; each part is then run as its own transaction, so one caller's bad command
         /// fails only that caller.
-        private func settle(_ transaction: MergedTransaction, exec: RedisReply) {
+        private func settle(_ transaction: MergedTransaction, exec: RedisReply, queued: [RedisReply]) {
             if case .array(let results) = exec, results.count == transaction.commands.count {
                 for part in transaction.parts { part.completion(.success(Array(results[part.commands]))) }
                 return
@@ -204,11 +208,18 @@ public final class RedisClient: Sendable {
                 }
                 return
             }
-            let message: String
+            // Report why Redis refused it (e.g. `OOM` at maxmemory), not only `EXECABORT`.
+            var message: String
             switch exec {
             case .error(let text): message = text
             case .null: message = "EXECABORT the transaction was discarded"
             default: message = "unexpected EXEC reply \(exec.description.prefix(200))"
+            }
+            for reply in queued {
+                if case .error(let refusal) = reply {
+                    message = refusal
+                    break
+                }
             }
             for part in transaction.parts {
                 part.completion(.failure(RedisError.server(command: "EXEC", message: message)))

@@ -108,13 +108,27 @@ public final class RedisConnection: @unchecked Sendable {
         var firstError: RedisError?
         var index = 0
         try sendPipeline(commands) { raw in
-            if firstError == nil, raw.pointee.type == REDIS_REPLY_ERROR {
-                let message = raw.pointee.str.map { String(cString: $0) } ?? ""
-                firstError = .server(command: commands[index].first ?? "", message: message)
-            }
+            if firstError == nil { firstError = Self.error(in: raw, command: commands[index]) }
             index += 1
         }
         if let firstError { throw firstError }
+    }
+
+    /// The error a reply carries: an error reply, or for `EXEC` the first error among the
+    /// transaction's replies (a command that failed while the others ran).
+    static func error(in raw: UnsafeMutablePointer<redisReply>, command: [String]) -> RedisError? {
+        if raw.pointee.type == REDIS_REPLY_ERROR {
+            let message = raw.pointee.str.map { String(cString: $0) } ?? ""
+            return .server(command: command.first ?? "", message: message)
+        }
+        guard raw.pointee.type == REDIS_REPLY_ARRAY, command.first == "EXEC", let elements = raw.pointee.element
+        else { return nil }
+        for index in 0..<raw.pointee.elements {
+            guard let element = elements[index], element.pointee.type == REDIS_REPLY_ERROR else { continue }
+            let message = element.pointee.str.map { String(cString: $0) } ?? ""
+            return .server(command: "EXEC", message: message)
+        }
+        return nil
     }
 
     /// Writes the commands in chunks of 512, each encoded in RESP into one buffer; writes the
@@ -323,9 +337,8 @@ public final class RedisConnection: @unchecked Sendable {
                 {
                     firstError = firstError ?? error
                 }
-            } else if firstError == nil, raw.pointee.type == REDIS_REPLY_ERROR {
-                let message = raw.pointee.str.map { String(cString: $0) } ?? ""
-                firstError = .server(command: commands[index].first ?? "", message: message)
+            } else if firstError == nil {
+                firstError = Self.error(in: raw, command: commands[index])
             }
         }
         if let firstError { throw firstError }

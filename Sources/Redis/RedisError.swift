@@ -23,6 +23,21 @@ public enum RedisError: Error, Sendable, Equatable, CustomStringConvertible {
         return message.split(separator: " ", maxSplits: 1).first.map(String.init)
     }
 
+    /// Whether Redis cannot do the work right now, whatever the command: the connection is down,
+    /// or the server refuses writes (`OOM` at maxmemory, `READONLY` replica after a failover,
+    /// `LOADING`, `MASTERDOWN`, `CLUSTERDOWN`, `TRYAGAIN`, `BUSY`, `NOREPLICAS`). Retry later;
+    /// the command is not at fault. (A transaction aborted by one of these reports the first
+    /// refused command's error, not `EXECABORT`.)
+    public var isUnavailable: Bool {
+        if isConnectionError { return true }
+        guard let code = serverCode else { return false }
+        return Self.unavailableCodes.contains(code)
+    }
+
+    static let unavailableCodes: Set<String> = [
+        "OOM", "READONLY", "LOADING", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN", "BUSY", "NOREPLICAS",
+    ]
+
     /// Whether the error is about the connection rather than the command (worth a retry).
     public var isConnectionError: Bool {
         switch self {
