@@ -27,6 +27,6 @@ struct AuthMiddleware<Context: RequestContext>: RouterMiddleware {
             let wait = try await limit.take(key.name, on: gateway.store.client())
             if let wait { throw limit.problem(key: key.name, wait: wait) }
         }
-        return try await next(request, context)
+        return try await Principal.$current.withValue(key) { try await next(request, context) }
     }
 }

@@ -25,6 +25,8 @@ public struct CommandRecord: Sendable, Equatable {
     public var submittedAt: Int64?
     /// Completion time, ms since epoch.
     public var completedAt: Int64?
+    /// The API key name that submitted it (nil when authentication was off).
+    public var principal: String?
 
     init?(id: String, fields: [String: String]) {
         guard let raw = fields["status"], let status = CommandStatus(rawValue: raw) else { return nil }
@@ -35,6 +37,7 @@ public struct CommandRecord: Sendable, Equatable {
         self.error = fields["error"]
         self.submittedAt = fields["submittedAt"].flatMap { Int64($0) }
         self.completedAt = fields["completedAt"].flatMap { Int64($0) }
+        self.principal = fields["principal"]
     }
 
     /// `{id, type, status, result?, error?, submittedAt, completedAt?}` with result and error as
@@ -117,6 +120,7 @@ public final class CommandStore: Sendable {
           end
         end
         redis.call('HSET', KEYS[1], 'id', ARGV[1], 'type', ARGV[2], 'service', ARGV[3], 'status', 'accepted', 'submittedAt', ARGV[4])
+        if ARGV[6] ~= '' then redis.call('HSET', KEYS[1], 'principal', ARGV[6]) end
         redis.call('EXPIRE', KEYS[1], ARGV[5])
         local fields = {}
         for i = 8, #ARGV do fields[#fields + 1] = ARGV[i] end
@@ -130,17 +134,25 @@ public final class CommandStore: Sendable {
 
     /// Records the command as `accepted` and XADDs it to the service's commands stream in one
     /// script; with an idempotency key, returns the earlier command instead when there is one.
-    public func submit(_ envelope: Envelope, service: ServiceDefinition, idempotencyKey: String?, fingerprint: String)
-        async throws -> SubmitOutcome
-    {
-        guard let idempotencyKey else { return try await submitAtomically(envelope, service: service) }
+    ///
+    /// The command belongs to `principal` (the submitting API key's name): it is recorded in the
+    /// command's hash, and the idempotency key is the principal's own (the same key under two
+    /// principals makes two commands).
+    public func submit(
+        _ envelope: Envelope, service: ServiceDefinition, idempotencyKey: String?, fingerprint: String,
+        principal: String? = nil
+    ) async throws -> SubmitOutcome {
+        guard let idempotencyKey else {
+            return try await submitAtomically(envelope, service: service, principal: principal)
+        }
+        let scope = principal.map { "\($0):" } ?? ""
         let keys =
             [Topology.commandKey(envelope.id), service.commandStream]
-            + [Topology.idempotencyKey("\(service.name):\(idempotencyKey)")]
+            + [Topology.idempotencyKey("\(scope)\(service.name):\(idempotencyKey)")]
         let arguments =
             [
                 envelope.id, envelope.type, service.name, String(envelope.at), String(Int(topology.commandTTL)),
-                "", fingerprint,
+                principal ?? "", fingerprint,
             ] + envelope.fields.flatMap { [$0.name, $0.value] }
         let reply = try await client().run(CommandStore.submitScript, keys: keys, arguments: arguments)
         guard let parts = reply.array, parts.count == 2, let id = parts[0].string, let kind = parts[1].string else {
@@ -156,9 +168,11 @@ public final class CommandStore: Sendable {
     /// Records and enqueues a command without an idempotency key: `HSET` + `EXPIRE` of the
     /// record and `XADD` in one transaction (cheaper for Redis than the script; concurrent
     /// submissions share one `MULTI` ... `EXEC`, see ``RedisClient/transaction(_:)``).
-    private func submitAtomically(_ envelope: Envelope, service: ServiceDefinition) async throws -> SubmitOutcome {
+    private func submitAtomically(_ envelope: Envelope, service: ServiceDefinition, principal: String?)
+        async throws -> SubmitOutcome
+    {
         try await withUnsafeThrowingContinuation { continuation in
-            submit(envelope, service: service) { continuation.resume(with: $0) }
+            submit(envelope, service: service, principal: principal) { continuation.resume(with: $0) }
         }
     }
 
@@ -166,16 +180,18 @@ public final class CommandStore: Sendable {
     /// (the gateway's channel-level submit path): `completion` runs once, on the Redis client's
     /// thread, and must hop to its own event loop to act.
     func submit(
-        _ envelope: Envelope, service: ServiceDefinition,
+        _ envelope: Envelope, service: ServiceDefinition, principal: String? = nil,
         completion: @escaping @Sendable (Result<SubmitOutcome, Error>) -> Void
     ) {
         let key = Topology.commandKey(envelope.id)
         let id = envelope.id
+        var record = [
+            "HSET", key, "id", envelope.id, "type", envelope.type, "service", service.name, "status", "accepted",
+            "submittedAt", String(envelope.at),
+        ]
+        if let principal { record += ["principal", principal] }
         let commands = [
-            [
-                "HSET", key, "id", envelope.id, "type", envelope.type, "service", service.name, "status", "accepted",
-                "submittedAt", String(envelope.at),
-            ],
+            record,
             ["EXPIRE", key, String(Int(topology.commandTTL))],
             RedisConnection.xaddArguments(service.commandStream, fields: envelope.fields),
         ]

@@ -203,7 +203,10 @@ public final class Gateway: Sendable {
         let text = key == nil && parameters.isEmpty && !bodyless ? String(buffer: buffer) : value.text
         let envelope = Envelope(type: route.type, data: text, traceparent: Self.traceparent(request))
         let fingerprint = key == nil ? "" : "\(route.method) \(route.path) \(text)"
-        switch try await store.submit(envelope, service: service, idempotencyKey: key, fingerprint: fingerprint) {
+        switch try await store.submit(
+            envelope, service: service, idempotencyKey: key, fingerprint: fingerprint,
+            principal: Principal.current?.name)
+        {
         case .accepted(let id):
             return Self.accepted(id: id, status: .accepted, request: request)
         case .replayed(let id):
@@ -217,7 +220,11 @@ public final class Gateway: Sendable {
 
     func commandStatus(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
         let id = try context.parameters.require("id")
-        guard id.count <= 64, let record = try await store.command(id) else {
+        // Another principal's command is as unknown as one that never existed.
+        guard id.count <= 64, let record = try await store.command(id),
+            Principal.mayRead(
+                owner: record.principal, as: Principal.current, authentication: configuration.keys.isEnabled)
+        else {
             throw Problem.notFound("no command \(id) (unknown or expired)")
         }
         let wait = try Self.waitSeconds(request, cap: configuration.maxWait)
@@ -284,7 +291,9 @@ public final class Gateway: Sendable {
         try await requireCapacity(service)
         let envelope = Envelope(type: type, data: data, traceparent: traceparent ?? Envelope.newTraceparent())
         let id: String
-        switch try await store.submit(envelope, service: service, idempotencyKey: nil, fingerprint: "") {
+        switch try await store.submit(
+            envelope, service: service, idempotencyKey: nil, fingerprint: "", principal: Principal.current?.name)
+        {
         case .accepted(let accepted), .replayed(let accepted), .conflict(let accepted): id = accepted
         }
         let store = self.store

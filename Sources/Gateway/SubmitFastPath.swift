@@ -95,7 +95,8 @@ final class SubmitFastPath: ChannelDuplexHandler, RemovableChannelHandler {
             }
         case (.collecting(let head, let candidate, let body), .end(let trailers)):
             if trailers == nil, let envelope = routes.envelope(head, route: candidate.route, body: body) {
-                let taken = Taken(head: head, body: body, route: candidate.route, start: .now)
+                let taken = Taken(
+                    head: head, body: body, route: candidate.route, principal: candidate.principal, start: .now)
                 state = .submitting
                 if let key = candidate.limitedKey {
                     limit(taken, envelope, key: key, context: context)
@@ -125,6 +126,7 @@ final class SubmitFastPath: ChannelDuplexHandler, RemovableChannelHandler {
         var head: HTTPRequest
         var body: ByteBuffer
         var route: SubmitRoutes.Route
+        var principal: String?
         var start: ContinuousClock.Instant
     }
 
@@ -154,7 +156,7 @@ final class SubmitFastPath: ChannelDuplexHandler, RemovableChannelHandler {
     private func submit(_ taken: Taken, _ envelope: Envelope, context: ChannelHandlerContext) {
         let loop = context.eventLoop
         let bound = NIOLoopBound((self, context), eventLoop: loop)
-        gateway.store.submit(envelope, service: taken.route.service) { result in
+        gateway.store.submit(envelope, service: taken.route.service, principal: taken.principal) { result in
             loop.execute {
                 let (handler, context) = bound.value
                 switch result {

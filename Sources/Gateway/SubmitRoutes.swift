@@ -46,6 +46,8 @@ struct SubmitRoutes: Sendable {
         var route: Route
         /// The API key to charge to the rate limit, when there is one.
         var limitedKey: String?
+        /// The authenticated key's name (the command's principal), when keys are on.
+        var principal: String?
     }
 
     /// The route of a request the fast path may take, judged by its head: a POST to a route
@@ -62,9 +64,11 @@ struct SubmitRoutes: Sendable {
         else { return nil }
         let configuration = gateway.configuration
         var limitedKey: String?
+        var principal: String?
         if configuration.keys.isEnabled {
             guard let key = configuration.keys.authenticate(authorization: fields[.authorization]), key.allows(path)
             else { return nil }
+            principal = key.name
             if configuration.rateLimit != nil {
                 guard RateLimit.isLoaded else { return nil }
                 limitedKey = key.name
@@ -75,7 +79,7 @@ struct SubmitRoutes: Sendable {
                 route.service, requireLiveWorker: configuration.requireLiveWorker,
                 backpressure: configuration.backpressure) == true
         else { return nil }
-        return Candidate(route: route, limitedKey: limitedKey)
+        return Candidate(route: route, limitedKey: limitedKey, principal: principal)
     }
 
     /// The command for a complete request, or nil when the body is not one the route accepts

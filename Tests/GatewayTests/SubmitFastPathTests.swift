@@ -188,19 +188,31 @@ struct SubmitFastPathTests {
 
     @Test("with keys on, a valid key is served at the channel level; a missing or unknown key is the router's 401")
     func keys() async throws {
-        try await live(keys: "ops:ops-secret-0123456789") { probe, port in
+        try await live(keys: "ops:ops-secret-0123456789,bob:bob-secret-0123456789") { probe, port in
             let connection = try RawHTTPConnection(port: port)
-            func submit(_ key: String?) async throws -> Int {
+            func submit(_ key: String?) async throws -> RawHTTPResponse {
                 var headers = [("Content-Type", "application/json")]
                 if let key { headers.append(("Authorization", "Bearer \(key)")) }
                 try await connection.send(
                     RawHTTPConnection.request("POST", "/v1/\(probe.name)/records", headers: headers, body: Self.valid))
-                return try await connection.response().status
+                return try await connection.response()
             }
-            #expect(try await submit(nil) == 401)
-            #expect(try await submit("wrong-wrong-wrong-wrong") == 401)
-            #expect(try await submit("ops-secret-0123456789") == 202)
+            #expect(try await submit(nil).status == 401)
+            #expect(try await submit("wrong-wrong-wrong-wrong").status == 401)
+            let accepted = try await submit("ops-secret-0123456789")
+            #expect(accepted.status == 202)
             #expect(try await fastSubmits(probe, port: port) == 1)
+            // The command belongs to the key that submitted it, on this path too.
+            let id = try #require(
+                (try JSONSerialization.jsonObject(with: Data(accepted.body.utf8)) as? [String: Any])?["id"] as? String)
+            #expect(try probe.command(id)["principal"] == "ops")
+            for (key, visible) in [("ops-secret-0123456789", true), ("bob-secret-0123456789", false)] {
+                try await connection.send(
+                    RawHTTPConnection.request(
+                        "GET", "/v1/commands/\(id)", headers: [("Authorization", "Bearer \(key)")]))
+                let status = try await connection.response().status
+                #expect(visible ? status == 202 : status == 404, "\(key): \(status)")
+            }
         }
     }
 
