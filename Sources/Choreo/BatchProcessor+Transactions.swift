@@ -99,7 +99,9 @@ extension BatchProcessor {
                 try fail(error)
             }
         }
-        let envelopes = items.map(\.envelope)
+        // Queries (read-only) leave no inbox row: they are always taken as fresh.
+        let queries = Set(items.lazy.map(\.envelope).filter { self.queryTypes.contains($0.type) }.map(\.id))
+        let envelopes = items.map(\.envelope).filter { !queries.contains($0.id) }
         var begin = [PostgresStatement("BEGIN")]
         if items.count > 1 {
             begin += [lockTimeout, statementTimeout]
@@ -112,10 +114,10 @@ extension BatchProcessor {
                 envelopes.map(\.id), envelopes.map { _ in stream }, envelopes.map(\.type),
                 envelopes.map(\.correlation),
             ])
-        var fresh = Set<String>()
+        var fresh = queries
         let session: TransactionSession
         if strict {
-            fresh = Set(envelopes.map(\.id))
+            fresh.formUnion(envelopes.map(\.id))
             session = TransactionSession(connection: postgres, prelude: begin + [inboxRows])
         } else {
             for result in try send(begin + [inboxRows]) {

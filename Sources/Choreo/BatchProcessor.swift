@@ -15,6 +15,9 @@ final class BatchProcessor {
     let definition: ServiceDefinition
     let service: Service
     let publisher: Publisher
+    /// Types answered as queries: read-only, so handled without an inbox row (a repeated query
+    /// simply answers again).
+    let queryTypes: Set<String>
     let redis: RedisConnection
     let postgres: PostgresConnection?
     let consumer: String
@@ -28,6 +31,7 @@ final class BatchProcessor {
         self.definition = definition
         self.service = service
         self.publisher = Publisher(service: definition, topology: topology)
+        self.queryTypes = topology.queryTypes(of: definition.name)
         self.redis = redis
         self.postgres = postgres
         self.consumer = consumer

@@ -12,12 +12,15 @@ public struct Publisher: Sendable {
     public let resultsMaxLength: Int
     /// Lifetime of `choreo:command:{id}`, in seconds.
     public let commandTTL: Int
+    /// The service's query types: their reply records live ``Topology/queryReplyTTL`` only.
+    public let queryTypes: Set<String>
 
     /// Creates a publisher.
     public init(service: ServiceDefinition, topology: Topology) {
         self.service = service
         self.resultsMaxLength = topology.resultsMaxLength
         self.commandTTL = Int(topology.commandTTL)
+        self.queryTypes = topology.queryTypes(of: service.name)
     }
 
     /// Commands publishing `message`: an XADD, preceded for results by the command hash update.
@@ -34,7 +37,7 @@ public struct Publisher: Sendable {
                 "HSET", key, "status", status.rawValue, payloadField, message["data"] ?? "{}", "completedAt",
                 message["at"] ?? String(Envelope.nowMilliseconds()), "resultType", message["type"] ?? "",
             ],
-            ["EXPIRE", key, String(commandTTL)],
+            ["EXPIRE", key, String(queryTypes.contains(message["type"] ?? "") ? Topology.queryReplyTTL : commandTTL)],
             RedisConnection.xaddArguments(Topology.resultsStream, fields: message.fields, maxLength: resultsMaxLength),
         ]
     }

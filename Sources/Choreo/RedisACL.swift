@@ -44,6 +44,8 @@ public enum RedisACL {
             "+evalsha", "+eval", "+script|load", "+xadd", "+xread", "+xinfo|groups", "+xinfo|stream", "+xlen",
             "+exists",
             "+hgetall", "+hget", "+hmget", "+hset", "+expire", "+time", "+get", "+set", "+multi", "+exec",
+            // Query replies are deleted once read: DEL on command records only (a selector).
+            "(~choreo:command:* +del)",
         ]
     }
 

@@ -168,6 +168,16 @@ public struct Topology: Sendable, Equatable {
         "DATABASE_URL_" + service.uppercased().replacingOccurrences(of: "-", with: "_")
     }
 
+    /// How long a query's reply record lives when no gateway reads it (the gateway deletes it
+    /// as soon as it has read it), in seconds.
+    public static let queryReplyTTL = 30
+
+    /// The query types of `service`: the types of its `GET` routes. Queries are read-only by
+    /// contract: they get no inbox row, and their replies expire within seconds.
+    public func queryTypes(of service: String) -> Set<String> {
+        Set(routes.filter { $0.method == "GET" && $0.service == service }.map(\.type))
+    }
+
     /// The service named `name`.
     public func service(_ name: String) -> ServiceDefinition? {
         services.first { $0.name == name }

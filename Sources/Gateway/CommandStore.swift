@@ -293,6 +293,11 @@ public final class CommandStore: Sendable {
         return true
     }
 
+    /// Deletes a query's reply record once read (best effort: it also expires by itself).
+    public func forget(_ id: String) async {
+        _ = try? await client().command(["DEL", Topology.commandKey(id)])
+    }
+
     /// Redis's memory against its maxmemory (nil when it cannot be read).
     public func memory() async -> RedisMemory? {
         try? await client().withConnection { try RedisMemory.read($0) }

@@ -280,6 +280,8 @@ public final class Gateway: Sendable {
                 .gatewayTimeout, "Query timed out",
                 detail: "\(service.name) did not answer within \(configuration.queryTimeout) s", retryAfter: 1)
         }
+        // Read once: the reply leaves nothing behind (unread, it expires in seconds).
+        await store.forget(id)
         return record
     }
 
@@ -324,7 +326,10 @@ public final class Gateway: Sendable {
     /// Fails fast (503) when the service has no live worker, its lag is over its limit, or one of
     /// its streams holds a backlog over the stream's limit (backpressure).
     func requireCapacity(_ service: ServiceDefinition) async throws {
-        if configuration.requireLiveWorker, try await !store.hasLiveWorker(service.name) {
+        // A refusal is judged on a fresh reading (a worker may have started within the second).
+        if configuration.requireLiveWorker, try await !store.hasLiveWorker(service.name),
+            try await !store.hasLiveWorker(service.name, fresh: true)
+        {
             throw Problem(
                 .serviceUnavailable, "Service unavailable",
                 detail: "service '\(service.name)' has no live worker; retry later", retryAfter: 5)
