@@ -9,6 +9,7 @@ import Hummingbird
 import Instrumentation
 import Logging
 import Metrics
+import NIOCore
 import Prometheus
 import Redis
 import Synchronization
@@ -149,13 +150,16 @@ public final class Gateway: Sendable {
     public func application() -> some ApplicationProtocol {
         let routes = SubmitRoutes(topology: topology)
         let fast = configuration.fastSubmit && !routes.isEmpty && InstrumentationSystem.tracer is NoOpTracer
+        let idle = TimeAmount.nanoseconds(Int64(configuration.idleTimeout * 1_000_000_000))
         return Application(
             router: router(),
             server: .http1(
                 configuration: .init(
-                    additionalChannelHandlers: fast ? [SubmitFastPath(gateway: self, routes: routes)] : [])),
+                    additionalChannelHandlers: [IdleConnectionHandler(timeout: idle)]
+                        + (fast ? [SubmitFastPath(gateway: self, routes: routes)] : []))),
             configuration: .init(
-                address: .hostname(configuration.host, port: configuration.port), serverName: Self.serverName),
+                address: .hostname(configuration.host, port: configuration.port), serverName: Self.serverName,
+                backlog: configuration.backlog),
             logger: logger)
     }
 

@@ -30,6 +30,14 @@ public struct GatewayConfiguration: Sendable, Equatable {
     /// submit near the rate of a bare route. Off sends every request through the router.
     public var fastSubmit: Bool = true
 
+    /// Seconds a keep-alive connection may carry nothing before the gateway closes it (a
+    /// connection with a request in hand, such as a parked long-wait, is never idle). Keeps
+    /// idle or abandoned clients from exhausting file descriptors.
+    public var idleTimeout: Double = 65
+    /// Pending connections the kernel queues before the gateway accepts them (a burst of new
+    /// clients beyond it waits for SYN retries, a second or more; capped by `somaxconn`).
+    public var backlog: Int = 4096
+
     /// API keys; empty turns authentication off (development only).
     public var keys = APIKeyring()
     /// Per-key rate limit shared by every gateway process; nil for none.
@@ -45,6 +53,7 @@ public struct GatewayConfiguration: Sendable, Equatable {
         if maxBodyBytes < 1024 { problems.append("maxBodyBytes must be at least 1024 (got \(maxBodyBytes))") }
         if maxWait < 0 { problems.append("maxWait must not be negative (got \(maxWait))") }
         if queryTimeout <= 0 { problems.append("queryTimeout must be positive (got \(queryTimeout))") }
+        if idleTimeout <= 0 { problems.append("idleTimeout must be positive (got \(idleTimeout))") }
         if redisPoolSize < 1 { problems.append("redisPoolSize must be at least 1 (got \(redisPoolSize))") }
         return problems
     }

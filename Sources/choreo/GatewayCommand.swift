@@ -17,6 +17,8 @@ struct GatewayCommand: AsyncParsableCommand {
     @Option(help: "Port to listen on.") var port = 8080
     @Option(help: "Largest request body in bytes.") var maxBody = 64 * 1024
     @Option(help: "Longest long-wait in seconds.") var maxWait = 60.0
+    @Option(help: "Close a keep-alive connection idle this many seconds (a parked long-wait is not idle).")
+    var idleTimeout = 65.0
     @Flag(
         help:
             "Accept commands for services without a live worker (queued until one starts) instead of answering 503."
@@ -48,6 +50,7 @@ struct GatewayCommand: AsyncParsableCommand {
         configuration.port = port
         configuration.maxBodyBytes = maxBody
         configuration.maxWait = maxWait
+        configuration.idleTimeout = idleTimeout
         configuration.requireLiveWorker = !queueWithoutWorkers
         configuration.fastSubmit = !noFastSubmit
         configuration.backpressure = !noBackpressure
