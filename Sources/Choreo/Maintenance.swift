@@ -27,8 +27,11 @@ public final class Maintenance: Sendable {
         public var relayAge: Double = 2
         /// Janitor period.
         public var janitor: Double = 15
-        /// Inbox pruning period.
-        public var prune: Double = 600
+        /// Inbox pruning period while nothing is left to prune (with a backlog of expired rows
+        /// the pruning goes on at once, in time-boxed rounds).
+        public var prune: Double = 10
+        /// Longest time one pruning round deletes before the other duties get their turn.
+        public var pruneBudget: Double = 0.5
         /// Gauge refresh period.
         public var gauges: Double = 5
         /// Stream retention period (trimming what every group acknowledged, beyond `maxlen`).
@@ -63,6 +66,7 @@ public final class Maintenance: Sendable {
         var redis: RedisConnection?
         var postgres: PostgresConnection?
         var last: [String: Date] = [:]
+        var pruneBacklog = false
         func due(_ duty: String, _ every: Double) -> Bool {
             if let previous = last[duty], Date().timeIntervalSince(previous) < every { return false }
             last[duty] = Date()
@@ -78,7 +82,9 @@ public final class Maintenance: Sendable {
                 if due("heartbeat", intervals.heartbeat) { try beat(redis) }
                 if let postgres, let schema = definition.schema {
                     if due("relay", intervals.relay) { try relay(redis: redis, postgres: postgres, schema: schema) }
-                    if due("prune", intervals.prune) { try prune(postgres: postgres, schema: schema) }
+                    if due("prune", pruneBacklog ? 0 : intervals.prune) {
+                        pruneBacklog = try prune(postgres: postgres, schema: schema)
+                    }
                 }
                 if due("janitor", intervals.janitor) { try janitor(redis) }
                 if due("trim", intervals.trim) { try trim(redis) }
@@ -146,13 +152,34 @@ public final class Maintenance: Sendable {
         return total
     }
 
-    func prune(postgres: PostgresConnection, schema: String) throws {
-        let result = try postgres.query(
-            """
-            DELETE FROM \(schema).inbox WHERE message_id IN (
-                SELECT message_id FROM \(schema).inbox WHERE processed_at < now() - make_interval(secs => $1) LIMIT 10000)
-            """, [definition.policy.inboxRetention])
-        if result.affectedRows > 0 { logger.info("pruned inbox rows", metadata: ["count": "\(result.affectedRows)"]) }
+    /// Rows deleted per pruning statement.
+    static let pruneChunk = 5000
+
+    /// Deletes inbox rows older than the retention in chunks (rows locked by another process's
+    /// pruning are skipped) until none is left or the round's budget is spent. Returns whether
+    /// expired rows remain: the next round then starts at once, so retention keeps up with any
+    /// insert rate (a chunk takes milliseconds; the runtime inserts at most tens of thousands
+    /// of rows per second).
+    @discardableResult
+    func prune(postgres: PostgresConnection, schema: String) throws -> Bool {
+        let started = Date()
+        var total = 0
+        var more = false
+        repeat {
+            let result = try postgres.query(
+                """
+                DELETE FROM \(schema).inbox WHERE message_id IN (
+                    SELECT message_id FROM \(schema).inbox WHERE processed_at < now() - make_interval(secs => $1)
+                    LIMIT \(Self.pruneChunk) FOR UPDATE SKIP LOCKED)
+                """, [definition.policy.inboxRetention])
+            total += result.affectedRows
+            more = result.affectedRows == Self.pruneChunk
+        } while more && isRunning && Date().timeIntervalSince(started) < intervals.pruneBudget
+        if total > 0 {
+            metrics.pruned(count: total)
+            logger.debug("pruned inbox rows", metadata: ["count": "\(total)", "more": "\(more)"])
+        }
+        return more
     }
 
     /// Trims the streams this service owns (its commands and events streams) below what every

@@ -107,6 +107,11 @@ public final class RuntimeMetrics: Sendable {
         counter("choreo_trimmed_pending_total", [("stream", stream)]).increment()
     }
 
+    /// Inbox rows deleted after the retention window.
+    func pruned(count: Int) {
+        counter("choreo_inbox_pruned_total", []).increment(by: count)
+    }
+
     /// Entries removed by retention (all acknowledged by every group).
     func trimmed(stream: String, count: Int) {
         counter("choreo_stream_trimmed_total", [("stream", stream)]).increment(by: count)
