@@ -1,6 +1,7 @@
 // TestEnvironment: the servers ops/test started for this run, and unique names for isolation.
 
 import Foundation
+import Postgres
 
 /// The Redis and Postgres servers that `ops/test` started for the test run, read from the
 /// environment (`CHOREO_TEST_REDIS_URL`, `CHOREO_TEST_DATABASE_URL`,
@@ -30,6 +31,15 @@ public enum TestEnvironment {
     public static func uniqueName(_ prefix: String = "t") -> String {
         let alphabet = Array("abcdefghijklmnopqrstuvwxyz0123456789")
         return prefix + "_" + String((0..<10).map { _ in alphabet.randomElement()! })
+    }
+
+    /// Creates a database of the test's own (owned by the application role), for tests that
+    /// change database-wide settings; returns its name and its URL as the application role.
+    public static func scratchDatabase() throws -> (name: String, url: String) {
+        let admin = try PostgresConnection(url: adminDatabaseURL)
+        let database = uniqueName("db")
+        try admin.execute("CREATE DATABASE \(database) OWNER choreo")
+        return (database, String(databaseURL.dropLast("choreo".count)) + database)
     }
 
     private static func value(_ name: String) -> String {

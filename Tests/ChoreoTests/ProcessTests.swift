@@ -58,9 +58,7 @@ struct ProcessTests {
     @Test("Postgres unreachable for a while: messages stay pending, then are processed, none lost or dead")
     func postgresOutage() async throws {
         let admin = try PostgresConnection(url: TestEnvironment.adminDatabaseURL)
-        let database = TestEnvironment.uniqueName("db")
-        try admin.execute("CREATE DATABASE \(database) OWNER choreo")
-        let url = String(TestEnvironment.databaseURL.dropLast("choreo".count)) + database
+        let (database, url) = try TestEnvironment.scratchDatabase()
         let probe = try ProbeHarness(postgresURL: url)
         let worker = try probe.startWorker()
         defer { probe.stop(worker) }

@@ -8,7 +8,7 @@ import Testing
 
 /// Idle keep-alive connections are closed after the idle timeout; busy ones never.
 @Suite("Gateway idle connections", .timeLimit(.minutes(3)))
-struct IdleConnectionTests {
+struct IdleConnectionLoadTests {
     /// Whether the peer closed `fd` (end of stream or reset), without blocking.
     static func closedByPeer(_ fd: Int32) -> Bool {
         var byte: UInt8 = 0
@@ -47,11 +47,21 @@ struct IdleConnectionTests {
 
             var idle: [Int32] = []
             defer { for fd in idle { close(fd) } }
-            let opening = Date()
             for _ in 0..<2000 { idle.append(try #require(connectLoopback(port: port))) }
             let opened = Date()
-            print("opened 2000 connections in \(opened.timeIntervalSince(opening)) s")
-            // Meanwhile the gateway serves as usual.
+            // Watch for closures while the gateway serves other requests.
+            let fds = idle
+            let watcher = Task { () -> [Double] in
+                var closedAfter = [Double?](repeating: nil, count: fds.count)
+                let deadline = Date().addingTimeInterval(30)
+                while Date() < deadline, closedAfter.contains(where: { $0 == nil }) {
+                    for (index, fd) in fds.enumerated() where closedAfter[index] == nil && Self.closedByPeer(fd) {
+                        closedAfter[index] = Date().timeIntervalSince(opened)
+                    }
+                    try? await Task.sleep(nanoseconds: 50_000_000)
+                }
+                return closedAfter.map { $0 ?? .infinity }
+            }
             #expect((try? httpGet(port: port, path: "/healthz"))?.hasPrefix("HTTP/1.1 200") == true)
             let another = try RawHTTPConnection(port: port)
             try await another.send(
@@ -59,13 +69,10 @@ struct IdleConnectionTests {
                     "POST", "/v1/\(probe.name)/records", headers: [("Content-Type", "application/json")],
                     body: "{\"key\":\"j\",\"value\":2}"))
             #expect(try await another.response().status == 202)
-            #expect(
-                idle.filter(Self.closedByPeer).isEmpty,
-                "closed before the timeout (\(Date().timeIntervalSince(opening)) s after the first opened)")
-            try await eventually("every idle connection closed after the timeout", timeout: 20) {
-                idle.allSatisfy(Self.closedByPeer)
-            }
-            #expect(Date().timeIntervalSince(opened) >= 2.5)
+            let closedAfter = await watcher.value
+            #expect(closedAfter.allSatisfy { $0.isFinite }, "every idle connection closed")
+            // None before its idle timeout (opening took a fraction of a second).
+            #expect((closedAfter.min() ?? 0) >= 2.5, "earliest close \(closedAfter.min() ?? 0) s after opening")
             let waited = try await waiter.response()
             #expect(waited.status == 202, "the long-wait answered when its wait ended, not cut")
             #expect(Date().timeIntervalSince(waitStarted) >= 6.5)

@@ -10,7 +10,7 @@ import Testing
 
 /// Queries are read-only: answering them leaves no inbox row and no long-lived key.
 @Suite("Queries leave no state", .timeLimit(.minutes(3)))
-struct QueryStateTests {
+struct QueryStateLoadTests {
     @Test("10,000 queries leave no inbox rows and no reply record that outlives a minute")
     func queriesLeaveNothing() async throws {
         let fixture = try GatewayFixture()

@@ -11,7 +11,7 @@ import Testing
 /// Retention never removes what a consumer group still needs: a backlog over `maxlen` is
 /// backpressure (503 with Retry-After, flagged by status), never a silent loss.
 @Suite("Stream retention and backpressure", .timeLimit(.minutes(5)))
-struct RetentionTests {
+struct RetentionLoadTests {
     static func probe(maxlen: Int) throws -> ProbeHarness {
         var policy = ProbeHarness.testPolicy
         policy.maxLength = maxlen
