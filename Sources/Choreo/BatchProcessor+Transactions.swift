@@ -23,9 +23,12 @@ extension BatchProcessor {
                     metrics.batchFallback(stream: stream)
                 }
             }
-            return try transact(stream: stream, items: items, postgres: postgres, schema: schema)
+            // A batch of one is already a message's own transaction (its failures are the
+            // message's, handled below); a larger batch falls back to that on any failure.
+            if items.count > 1 { return try transact(stream: stream, items: items, postgres: postgres, schema: schema) }
+            throw OptimisticAbort()
         } catch is OptimisticAbort {
-            metrics.batchFallback(stream: stream)
+            if items.count > 1 { metrics.batchFallback(stream: stream) }
             var results: [Handled] = []
             var published: [OutboxMessage] = []
             for item in items {

@@ -84,10 +84,10 @@ struct GatewayTests {
         try await fixture.test { client in
             let accepted = try await client.execute(
                 uri: "/v1/\(fixture.probe.name)/sleeps", method: .post, headers: json,
-                body: body("{\"key\":\"s\",\"value\":1,\"ms\":2500}"))
+                body: body("{\"key\":\"s\",\"value\":1,\"ms\":5000}"))
             let id = try #require(try object(accepted)["id"] as? String)
             let pending = try await client.execute(uri: "/v1/commands/\(id)?wait=0.5", method: .get)
-            #expect(pending.status == .accepted)
+            #expect(pending.status == .accepted, "\(String(buffer: pending.body))")
             #expect(try object(pending)["status"] as? String == "accepted")
             let done = try await client.execute(uri: "/v1/commands/\(id)?wait=20", method: .get)
             #expect(done.status == .ok)
