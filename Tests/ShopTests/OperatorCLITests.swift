@@ -105,7 +105,9 @@ struct OperatorCLITests {
     @Test("a replay killed with SIGKILL midway loses nothing and applies nothing twice")
     func replayInterrupted() async throws {
         let (probe, path) = try await Self.probeWithWorker()
-        let total = 300
+        // Enough letters that the replay (150/s) is still under way when it is killed, even on a
+        // loaded machine.
+        let total = 900
         for index in 0..<total {
             let envelope = Envelope(type: "Record", data: "{\"key\":\"r\",\"value\":\(index)}")
             try probe.redis.xadd(
