@@ -52,7 +52,7 @@ public struct Publisher: Sendable {
             StreamField(DeadLetter.sourceStream, stream), StreamField(DeadLetter.sourceID, entry.id),
             StreamField(DeadLetter.group, service.name), StreamField(DeadLetter.consumer, consumer),
             StreamField(DeadLetter.deliveries, String(deliveries)),
-            StreamField(DeadLetter.error, String(reason.prefix(4000))),
+            StreamField(DeadLetter.error, Self.bounded(reason)),
             StreamField(DeadLetter.deadAt, String(Envelope.nowMilliseconds())),
         ]
         var commands = [
@@ -84,6 +84,13 @@ public struct Publisher: Sendable {
                 ] + result.fields.flatMap { [$0.name, $0.value] })
         }
         return commands
+    }
+
+    /// A dead letter's reason, at most 4,000 characters; a longer one says how much was left out
+    /// (never cut silently).
+    static func bounded(_ reason: String) -> String {
+        guard reason.count > 4000 else { return reason }
+        return String(reason.prefix(4000)) + "… (\(reason.count - 4000) more characters not kept)"
     }
 
     /// Marks a still-`accepted` command `dead` and publishes its result; leaves a decided (or
