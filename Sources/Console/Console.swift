@@ -152,6 +152,11 @@ public final class Console: GatewayExtension, Sendable {
             guard let session = authority.session(request) else { return Self.redirect("/console/login") }
             let id = try context.parameters.require("id")
             guard id.count <= 100 else { throw Problem.notFound("no such command") }
+            // Commands belong to the key that submitted them: without the admin scope, only its own.
+            if !session.isAdmin {
+                let owner = try await self.redis.command(["HGET", Topology.commandKey(id), "principal"]).string
+                guard owner == session.name else { throw Problem.notFound("no such command") }
+            }
             let topology = self.topology
             let postgresURL = self.postgresURL
             let handles = self.handles

@@ -140,6 +140,9 @@ struct ConsoleTests {
         #expect(command.status == 200)
         #expect(command.body.contains("succeeded"))
         #expect(command.body.contains("\(probe.name): handled"))
+        // A key without the admin scope sees only its own commands (this one it did not submit).
+        let foreign = try await client.request(.GET, "/console/commands/\(good.id)", headers: [("cookie", viewer)])
+        #expect(foreign.status == 404)
     }
 }
 
