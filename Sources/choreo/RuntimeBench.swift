@@ -98,47 +98,15 @@ struct RuntimeBench: ParsableCommand {
     func workers(redis: RedisConnection, type: String, schema: Bool, batch: Int, processes: Int, count: Int) throws
         -> Double
     {
-        let name = "bench_\(Envelope.randomHex(4))"
-        var policy = ServicePolicy()
-        policy.batch = batch
-        policy.block = 0.5
-        let definition = ServiceDefinition(name: name, schema: schema ? name : nil, policy: policy, code: "probe")
-        let file = NSTemporaryDirectory() + "/\(name).yml"
-        try """
-        version: 1
-        redis: \(options.redis)
-        postgres: \(options.postgres)
-        services:
-          \(name):
-            code: probe
-            \(schema ? "schema: \(name)" : "")
-            policy: { batch: \(batch), block: 500ms }
-        """.write(toFile: file, atomically: true, encoding: .utf8)
-        let postgres = try PostgresConnection(url: options.postgres)
-        defer {
-            _ = try? redis.command(["DEL", definition.commandStream, definition.eventStream, definition.deadStream])
-            if schema { _ = try? postgres.execute("DROP SCHEMA \(name) CASCADE") }
-            try? FileManager.default.removeItem(atPath: file)
-        }
-        if schema { try RuntimeSchema.migrate(schema: name, service: Probe.service(name: name), on: postgres) }
+        let service = try BenchService(
+            prefix: "bench", options: options, schema: schema, policy: "{ batch: \(batch), block: 500ms }",
+            redis: redis)
+        defer { service.remove() }
+        let definition = service.definition
+        let name = service.name
         try preload(redis: redis, stream: definition.commandStream, type: type, count: count)
         try redis.xgroupCreate(definition.commandStream, group: name, startID: "0")
-        var environment = ProcessInfo.processInfo.environment
-        environment["LOG_LEVEL"] = "error"
-        environment["REDIS_URL"] = nil
-        environment["DATABASE_URL"] = nil
-        let pids = try (0..<processes).map { _ in
-            try ChildProcess.spawn(
-                ChildProcess.currentExecutable, ["worker", name, "--single", "--topology", file],
-                environment: environment)
-        }
-        defer {
-            for pid in pids { kill(pid, SIGTERM) }
-            for pid in pids {
-                var status: Int32 = 0
-                waitpid(pid, &status, 0)
-            }
-        }
+        try service.startWorkers(processes)
         var startRead = 0
         var start = ContinuousClock.now
         let deadline = Date().addingTimeInterval(300)

@@ -22,37 +22,15 @@ struct SoakBench: ParsableCommand {
 
     func run() throws {
         let redis = try RedisConnection(url: options.redis)
-        let postgres = try PostgresConnection(url: options.postgres)
-        let name = "soak_\(Envelope.randomHex(4))"
-        let file = NSTemporaryDirectory() + "/\(name).yml"
-        try """
-        version: 1
-        redis: \(options.redis)
-        postgres: \(options.postgres)
-        services:
-          \(name):
-            code: probe
-            schema: \(name)
-            policy: { batch: 100, block: 500ms, claim_idle: 5s, inbox_retention: \(retention)s, maxlen: 10000 }
-        """.write(toFile: file, atomically: true, encoding: .utf8)
-        let definition = ServiceDefinition(name: name, schema: name, code: "probe")
-        defer {
-            _ = try? redis.command(["DEL", definition.commandStream, definition.eventStream, definition.deadStream])
-            _ = try? postgres.execute("DROP SCHEMA \(name) CASCADE")
-            try? FileManager.default.removeItem(atPath: file)
-        }
-        try RuntimeSchema.migrate(schema: name, service: Probe.service(name: name), on: postgres)
-        var environment = ProcessInfo.processInfo.environment
-        environment["LOG_LEVEL"] = "error"
-        environment["REDIS_URL"] = nil
-        environment["DATABASE_URL"] = nil
-        let pid = try ChildProcess.spawn(
-            ChildProcess.currentExecutable, ["worker", name, "--single", "--topology", file], environment: environment)
-        defer {
-            kill(pid, SIGTERM)
-            var status: Int32 = 0
-            waitpid(pid, &status, 0)
-        }
+        let service = try BenchService(
+            prefix: "soak", options: options, schema: true,
+            policy: "{ batch: 100, block: 500ms, claim_idle: 5s, inbox_retention: \(retention)s, maxlen: 10000 }",
+            redis: redis)
+        defer { service.remove() }
+        let definition = service.definition
+        let name = service.name
+        let postgres = service.postgres
+        let pid = try service.startWorkers(1)[0]
         print("soak: \(rate) msg/s for \(seconds) s, inbox retention \(retention) s, worker pid \(pid)")
         print("   t(s)      sent   inbox rows   worker RSS (MiB)   commands XLEN   lag")
         let start = Date()
