@@ -4,6 +4,9 @@
 #   start_redis DIR PORT [redis-server options...]   -> redis on 127.0.0.1:PORT, data in DIR
 #   start_postgres DIR PORT [fsync on|off]            -> postgres on 127.0.0.1:PORT, data in DIR,
 #        superuser postgres / password choreo, database choreo, role choreo (createrole) / choreo
+#   start_redis_cluster DIR                           -> a Redis Cluster of 3 masters and 3 replicas
+#        on free loopback ports (10000-22000, bus +10000), data in DIR/node-PORT, each node
+#        restartable with DIR/node-PORT/start; sets CHOREO_CLUSTER_PORTS (space-separated)
 #   stop_servers                                      -> stops everything started above
 
 CHOREO_STARTED_REDIS=()
@@ -38,6 +41,72 @@ start_redis() {
     done
     echo "redis did not start on port $port; log:" >&2
     tail -n 20 "$dir/redis.log" >&2
+    return 1
+}
+
+# A free port in 10000-22000 whose cluster bus port (+10000) is free too: both outside the
+# kernel's ephemeral range, so a restarted node gets its port back.
+free_cluster_port() {
+    python3 - "$@" <<'PY'
+import random, socket, sys
+taken = set(int(p) for p in sys.argv[1:])
+for _ in range(1000):
+    port = random.randint(10000, 22000)
+    if port in taken:
+        continue
+    try:
+        for p in (port, port + 10000):
+            s = socket.socket(); s.bind(("127.0.0.1", p)); s.close()
+    except OSError:
+        continue
+    print(port)
+    break
+PY
+}
+
+start_redis_cluster() {
+    local dir=$1 port node i
+    CHOREO_CLUSTER_PORTS=""
+    for i in 1 2 3 4 5 6; do
+        # shellcheck disable=SC2086
+        port=$(free_cluster_port $CHOREO_CLUSTER_PORTS)
+        node="$dir/node-$port"
+        mkdir -p "$node"
+        cat >"$node/start" <<START
+#!/bin/sh
+exec redis-server --port $port --bind 127.0.0.1 --dir "$node" --cluster-enabled yes \
+    --cluster-config-file nodes.conf --cluster-node-timeout 2000 --save "" --appendonly no \
+    --daemonize yes --pidfile "$node/redis.pid" --logfile "$node/redis.log"
+START
+        chmod +x "$node/start"
+        "$node/start" >/dev/null
+        CHOREO_CLUSTER_PORTS="$CHOREO_CLUSTER_PORTS $port"
+        CHOREO_STARTED_REDIS+=("$node")
+    done
+    CHOREO_CLUSTER_PORTS=${CHOREO_CLUSTER_PORTS# }
+    for port in $CHOREO_CLUSTER_PORTS; do
+        for i in $(seq 1 100); do
+            redis-cli -p "$port" ping >/dev/null 2>&1 && break
+            sleep 0.1
+        done
+    done
+    local addresses=()
+    for port in $CHOREO_CLUSTER_PORTS; do addresses+=("127.0.0.1:$port"); done
+    redis-cli --cluster create "${addresses[@]}" --cluster-replicas 1 --cluster-yes >"$dir/create.log" 2>&1 || {
+        echo "redis-cli --cluster create failed:" >&2; tail -n 20 "$dir/create.log" >&2; return 1; }
+    # Every node must see the whole cluster (state ok, 6 known nodes) before it is used.
+    local ready
+    for i in $(seq 1 200); do
+        ready=1
+        for port in $CHOREO_CLUSTER_PORTS; do
+            redis-cli -p "$port" cluster info 2>/dev/null | grep -q '^cluster_state:ok' || ready=0
+            [ "$(redis-cli -p "$port" cluster nodes 2>/dev/null | wc -l)" -eq 6 ] || ready=0
+        done
+        [ "$ready" -eq 1 ] && return 0
+        sleep 0.1
+    done
+    echo "the Redis Cluster did not become ready; log:" >&2
+    tail -n 20 "$dir/create.log" >&2
     return 1
 }
 

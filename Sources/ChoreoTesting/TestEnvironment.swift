@@ -42,6 +42,10 @@ public enum TestEnvironment {
         return (database, String(databaseURL.dropLast("choreo".count)) + database)
     }
 
+    /// The value of the environment variable `name` that ops/test sets; stops the test run
+    /// with a message naming it when it is missing.
+    public static func variable(_ name: String) -> String { value(name) }
+
     private static func value(_ name: String) -> String {
         guard let value = ProcessInfo.processInfo.environment[name], !value.isEmpty else {
             fatalError("\(name) is not set: run the tests with ops/test, which starts Redis and Postgres")

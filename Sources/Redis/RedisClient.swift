@@ -37,6 +37,8 @@ public final class RedisClient: Sendable {
 
     /// Transactions queued in one flush, merged into a single `MULTI` ... `EXEC`.
     private struct MergedTransaction {
+        /// The hash slot of its commands (nil: standalone, any transactions merge).
+        var slot: Int?
         var commands: [[String]] = []
         var parts: [(commands: Range<Int>, completion: Completion)] = []
     }
@@ -110,11 +112,13 @@ public final class RedisClient: Sendable {
         }
 
         /// Sends `batch`: consecutive commands and groups as one pipeline, transactions merged
-        /// into one `MULTI` ... `EXEC` at its end, closures in order between pipelines.
+        /// into one `MULTI` ... `EXEC` at its end (on a cluster, one per hash slot), closures in
+        /// order between pipelines.
         private func process(_ batch: [Job]) {
             var commands: [[String]] = []
             var waiters: [Waiter] = []
-            var transaction = MergedTransaction()
+            var transactions: [MergedTransaction] = []
+            var merged = 0
             for job in batch {
                 switch job {
                 case .command(let arguments, let reply):
@@ -124,29 +128,41 @@ public final class RedisClient: Sendable {
                     commands += group
                     waiters.append(.many(group.count, continuation))
                 case .transaction(let group, let completion):
-                    let start = transaction.commands.count
-                    transaction.commands += group
-                    transaction.parts.append((start..<transaction.commands.count, completion))
+                    let slot = connection.mergeSlot(of: group)
+                    var index = transactions.firstIndex { $0.slot == slot }
+                    if index == nil {
+                        transactions.append(MergedTransaction(slot: slot))
+                        index = transactions.count - 1
+                    }
+                    let start = transactions[index!].commands.count
+                    transactions[index!].commands += group
+                    transactions[index!].parts.append((start..<transactions[index!].commands.count, completion))
+                    merged += group.count
                 case .closure(let body):
-                    flush(&commands, &waiters, &transaction)
+                    flush(&commands, &waiters, &transactions)
+                    merged = 0
                     body(connection)
                 }
-                if commands.count + transaction.commands.count >= 512 { flush(&commands, &waiters, &transaction) }
+                if commands.count + merged >= 512 {
+                    flush(&commands, &waiters, &transactions)
+                    merged = 0
+                }
             }
-            flush(&commands, &waiters, &transaction)
+            flush(&commands, &waiters, &transactions)
         }
 
         private func flush(
-            _ commands: inout [[String]], _ waiters: inout [Waiter], _ transaction: inout MergedTransaction
+            _ commands: inout [[String]], _ waiters: inout [Waiter], _ transactions: inout [MergedTransaction]
         ) {
-            guard !commands.isEmpty || !transaction.parts.isEmpty else { return }
+            guard !commands.isEmpty || !transactions.isEmpty else { return }
             defer {
                 commands.removeAll(keepingCapacity: true)
                 waiters.removeAll(keepingCapacity: true)
-                transaction = MergedTransaction()
+                transactions.removeAll(keepingCapacity: true)
             }
-            let merged = transaction.commands.count
-            if merged > 0 {
+            var blocks: [Int] = []
+            for transaction in transactions {
+                blocks.append(commands.count)
                 commands.append(["MULTI"])
                 commands += transaction.commands
                 commands.append(["EXEC"])
@@ -161,7 +177,9 @@ public final class RedisClient: Sendable {
                     case .many(_, let continuation): continuation.resume(throwing: error)
                     }
                 }
-                for part in transaction.parts { part.completion(.failure(error)) }
+                for transaction in transactions {
+                    for part in transaction.parts { part.completion(.failure(error)) }
+                }
                 return
             }
             var next = 0
@@ -181,10 +199,11 @@ public final class RedisClient: Sendable {
                     next += count
                 }
             }
-            if merged > 0 {
+            for (transaction, start) in zip(transactions, blocks) {
                 // The queueing replies (QUEUED, or the refusal that made EXEC abort) come before EXEC.
-                let queued = replies[(replies.count - 1 - merged)..<(replies.count - 1)]
-                settle(transaction, exec: replies[replies.count - 1], queued: Array(queued))
+                let count = transaction.commands.count
+                let queued = replies[(start + 1)..<(start + 1 + count)]
+                settle(transaction, exec: replies[start + 1 + count], queued: Array(queued))
             }
         }
 
@@ -199,9 +218,9 @@ public final class RedisClient: Sendable {
             }
             if transaction.parts.count > 1 {
                 for part in transaction.parts {
-                    var alone = MergedTransaction()
-                    alone.commands = Array(transaction.commands[part.commands])
-                    alone.parts = [(0..<alone.commands.count, part.completion)]
+                    var alone = [MergedTransaction(slot: transaction.slot)]
+                    alone[0].commands = Array(transaction.commands[part.commands])
+                    alone[0].parts = [(0..<alone[0].commands.count, part.completion)]
                     var commands: [[String]] = []
                     var waiters: [Waiter] = []
                     flush(&commands, &waiters, &alone)
@@ -313,6 +332,47 @@ public final class RedisClient: Sendable {
     public func transaction(_ commands: [[String]], completion: @escaping Completion) {
         guard !commands.isEmpty else { return completion(.success([])) }
         shared.submit(.transaction(commands, completion))
+    }
+
+    /// Whether the server is a Redis Cluster.
+    public var isCluster: Bool { shared.connection.isCluster }
+
+    /// Runs `steps` in order, each as a transaction, a step only once the previous one
+    /// succeeded (no error reply inside its EXEC); `completion` gets the EXEC results of every
+    /// step, concatenated, or the first failure (later steps then did not run).
+    ///
+    /// On a standalone server the steps are one transaction, in one round trip (all or nothing).
+    /// On a cluster each step must stay inside one hash slot and is sent once the previous
+    /// step's EXEC returned: use it to write a record before what makes it visible elsewhere.
+    public func transaction(steps: [[[String]]], completion: @escaping Completion) {
+        let steps = steps.filter { !$0.isEmpty }
+        guard isCluster, steps.count > 1 else { return transaction(steps.flatMap { $0 }, completion: completion) }
+        runSteps(steps[...], collected: [], completion: completion)
+    }
+
+    /// ``transaction(steps:completion:)`` for async callers.
+    public func transaction(steps: [[[String]]]) async throws -> [RedisReply] {
+        try await withUnsafeThrowingContinuation { continuation in
+            transaction(steps: steps) { continuation.resume(with: $0) }
+        }
+    }
+
+    private func runSteps(_ steps: ArraySlice<[[String]]>, collected: [RedisReply], completion: @escaping Completion) {
+        guard let step = steps.first else { return completion(.success(collected)) }
+        shared.submit(
+            .transaction(
+                step,
+                { [self] result in
+                    switch result {
+                    case .failure(let error):
+                        completion(.failure(error))
+                    case .success(let replies):
+                        for case .error(let message) in replies {
+                            return completion(.failure(RedisError.server(command: "EXEC", message: message)))
+                        }
+                        runSteps(steps.dropFirst(), collected: collected + replies, completion: completion)
+                    }
+                }))
     }
 
     /// Runs `script` (EVALSHA, pipelined with other callers' commands), loading it first when

@@ -1,44 +1,55 @@
-// RedisConnection: one blocking connection over hiredis: connect, authenticate, send binary-safe
-// commands and pipelines, reconnect with backoff after the server drops the connection.
+// RedisConnection: the blocking Redis connection the runtime and the gateway use. On a
+// standalone server it is one RedisNode; on a Redis Cluster (detected when connecting, with
+// CLUSTER SLOTS) it routes every command by its key's hash slot over RedisCluster. Same API.
 
-import CHiredis
-
-#if canImport(Glibc)
-    import Glibc
-#elseif canImport(Darwin)
-    import Darwin
-#endif
-
-/// One blocking connection to a Redis server, over hiredis.
+/// A blocking connection to Redis: a standalone server, or any node of a Redis Cluster.
 ///
-/// **Threading.** A `RedisConnection` is not thread-safe: exactly one owner uses it at a time
-/// (a worker thread, or the serial queue of a ``RedisClient``). Its calls block the calling
-/// thread, so never call it from a SwiftNIO event loop or Swift's cooperative pool; from async
-/// code use ``RedisClient``, which runs the same calls on a dedicated serial queue.
+/// **Cluster mode.** When the server named by the URL is a cluster node, the connection loads
+/// the slot map and sends each command to the master serving its key's hash slot (hash tags
+/// respected), following `MOVED` (the map is patched and then reloaded) and `ASK` (`ASKING`
+/// first), retrying `TRYAGAIN`, and reloading the map after a lost node (a failover). Pipelines
+/// are split by node: every node is written before any is read, and the replies come back in
+/// the caller's order. A command or `MULTI` ... `EXEC` block whose keys span several slots is
+/// refused before sending with ``RedisError/crossSlot(command:keys:)``. Ordering holds within
+/// one node only: commands that must run in order across slots go in separate calls (see
+/// ``writeThen(_:then:thenRead:)``).
 ///
-/// **Reconnects.** When the server drops the connection (restart, `CLIENT KILL`, network), the
-/// command in flight fails with ``RedisError/connectionLost(endpoint:reason:)`` (its effect is
-/// unknown, so it is never silently repeated) and the next call reconnects, re-authenticating
-/// and re-selecting the database. A peer that closed an idle connection is noticed before the
-/// next command is written, so that command goes through on a fresh connection. While the
-/// server stays down, reconnect attempts are spaced by an exponential backoff and calls in
-/// between fail at once with ``RedisError/connectionFailed(endpoint:reason:)``.
+/// **Threading.** Not thread-safe: exactly one owner uses it at a time (a worker thread, or the
+/// serial queue of a ``RedisClient``). Its calls block the calling thread, so never call it from
+/// a SwiftNIO event loop or Swift's cooperative pool; from async code use ``RedisClient``.
+///
+/// **Reconnects.** When a server drops the connection, the command in flight fails with
+/// ``RedisError/connectionLost(endpoint:reason:)`` (its effect is unknown, so it is never
+/// silently repeated) and the next call reconnects, re-authenticating and re-selecting the
+/// database; attempts while the server stays down are spaced by an exponential backoff.
 public final class RedisConnection: @unchecked Sendable {
-    /// The settings this connection was opened with.
+    /// The settings this connection was opened with (for a cluster: its seed node).
     public let configuration: RedisConfiguration
 
-    private var context: UnsafeMutablePointer<redisContext>?
-    private var timeoutInEffect: Double = 0
-    private var backoff: Double
-    private var nextAttempt: ContinuousClock.Instant?
-    private var lastFailure = ""
+    private enum Mode {
+        case standalone(RedisNode)
+        case cluster(RedisCluster)
+    }
+    private let mode: Mode
 
-    /// Opens a connection; throws ``RedisError`` naming the endpoint when it cannot.
+    /// Connects to the server (or the cluster node) of `configuration` and finds out which it
+    /// is; throws ``RedisError`` naming the endpoint when it cannot.
     public init(configuration: RedisConfiguration) throws {
-        Self.ignoreBrokenPipes
         self.configuration = configuration
-        self.backoff = configuration.reconnectDelay
-        try open()
+        let seed = try RedisNode(configuration: configuration)
+        let reply: RedisReply
+        do {
+            reply = try seed.command(["CLUSTER", "SLOTS"])
+        } catch let error as RedisError where Self.meansStandalone(error) {
+            mode = .standalone(seed)
+            return
+        }
+        let map = try RedisClusterMap(clusterSlots: reply, defaultHost: configuration.host)
+        guard !map.shards.isEmpty else {
+            throw RedisError.connectionFailed(
+                endpoint: configuration.endpoint, reason: "the Redis Cluster node serves no slots yet (CLUSTERDOWN)")
+        }
+        mode = .cluster(RedisCluster(seed: seed, map: map))
     }
 
     /// Parses `url` (`redis://[user:password@]host:port[/db]`) and connects.
@@ -46,22 +57,54 @@ public final class RedisConnection: @unchecked Sendable {
         try self.init(configuration: RedisConfiguration(url: url))
     }
 
-    deinit {
-        if let context { redisFree(context) }
+    /// `CLUSTER SLOTS` refused: the server runs without cluster support (or the ACL user may
+    /// not ask, which Choreo's users always may: then it is taken as standalone).
+    private static func meansStandalone(_ error: RedisError) -> Bool {
+        guard case .server(_, let message) = error else { return false }
+        return message.contains("cluster support disabled") || error.serverCode == "NOPERM"
+            || error.serverCode == "ERR" && message.lowercased().contains("unknown command")
     }
 
-    /// Writing to a socket the server closed raises SIGPIPE, which would kill the process.
-    private static let ignoreBrokenPipes: Void = {
-        signal(SIGPIPE, SIG_IGN)
-    }()
+    /// Whether the server is a Redis Cluster.
+    public var isCluster: Bool {
+        if case .cluster = mode { return true }
+        return false
+    }
 
-    /// Whether the connection is currently open (it may still turn out to be closed by the peer).
-    public var isConnected: Bool { context != nil }
+    /// The cluster's slot map as last loaded (nil on a standalone server).
+    public var clusterMap: RedisClusterMap? {
+        if case .cluster(let cluster) = mode { return cluster.map }
+        return nil
+    }
 
-    /// Closes the connection. The next command reconnects.
+    /// Reloads the cluster's slot map now (nothing on a standalone server).
+    public func refreshClusterMap() throws {
+        if case .cluster(let cluster) = mode { try cluster.refresh() }
+    }
+
+    /// The endpoint (`host:port`) of the server holding `key`: the master of its slot on a
+    /// cluster, the server itself otherwise.
+    public func endpoint(ofKey key: String) throws -> String {
+        switch mode {
+        case .standalone(let node): return node.configuration.endpoint
+        case .cluster(let cluster): return try cluster.master(ofSlot: RedisSlot.of(key), key: key)
+        }
+    }
+
+    /// Whether a connection is currently open (it may still turn out to be closed by the peer).
+    public var isConnected: Bool {
+        switch mode {
+        case .standalone(let node): return node.isConnected
+        case .cluster(let cluster): return cluster.isConnected
+        }
+    }
+
+    /// Closes the connection(s). The next command reconnects.
     public func close() {
-        if let context { redisFree(context) }
-        context = nil
+        switch mode {
+        case .standalone(let node): node.close()
+        case .cluster(let cluster): cluster.close()
+        }
     }
 
     // MARK: Commands
@@ -72,22 +115,27 @@ public final class RedisConnection: @unchecked Sendable {
     /// - Parameter blockingFor: extra seconds the reply may take (for `BLOCK` arguments).
     @discardableResult
     public func command(_ arguments: [String], blockingFor: Double = 0) throws -> RedisReply {
-        let reply = try roundTrip(RedisArguments(arguments), extraTimeout: blockingFor)
-        if case .error(let message) = reply {
-            throw RedisError.server(command: arguments.first?.uppercased() ?? "", message: message)
+        switch mode {
+        case .standalone(let node):
+            return try node.command(arguments, blockingFor: blockingFor)
+        case .cluster(let cluster):
+            return try cluster.routed(RedisSlot.keys(of: arguments), command: arguments.first?.uppercased() ?? "") {
+                try $0.command(arguments, blockingFor: blockingFor)
+            }
         }
-        return reply
     }
 
-    /// Sends one command whose arguments are raw bytes (binary-safe keys and values).
+    /// Sends one command whose arguments are raw bytes (binary-safe keys and values). On a
+    /// cluster, the key (the first argument) is routed as UTF-8 text.
     @discardableResult
     public func command(bytes arguments: [[UInt8]]) throws -> RedisReply {
-        let reply = try roundTrip(RedisArguments(bytes: arguments), extraTimeout: 0)
-        if case .error(let message) = reply {
-            let name = arguments.first.map { String(decoding: $0, as: UTF8.self).uppercased() } ?? ""
-            throw RedisError.server(command: name, message: message)
+        switch mode {
+        case .standalone(let node):
+            return try node.command(bytes: arguments)
+        case .cluster(let cluster):
+            let keys = arguments.count > 1 ? [String(decoding: arguments[1], as: UTF8.self)] : []
+            return try cluster.routed(keys, command: "") { try $0.command(bytes: arguments) }
         }
-        return reply
     }
 
     /// Sends many commands before reading any reply, then returns the replies in order.
@@ -95,253 +143,154 @@ public final class RedisConnection: @unchecked Sendable {
     /// command's outcome can be inspected. Large pipelines are sent in chunks of 512 to keep
     /// the client's buffers bounded.
     public func pipeline(_ commands: [[String]]) throws -> [RedisReply] {
-        var replies: [RedisReply] = []
-        replies.reserveCapacity(commands.count)
-        try sendPipeline(commands) { raw in replies.append(HiredisReply.value(raw)) }
-        return replies
+        switch mode {
+        case .standalone(let node): return try node.pipeline(commands)
+        case .cluster(let cluster): return try cluster.pipeline(commands)
+        }
     }
 
     /// Sends a pipeline whose replies are not needed, only checked: throws the first error
-    /// reply (as ``RedisError/server(command:message:)``) after reading every reply, so the
-    /// connection stays in step. Cheaper than ``pipeline(_:)``: replies are not copied.
+    /// reply (as ``RedisError/server(command:message:)``; for `EXEC`, the first failed command
+    /// of the transaction) after reading every reply, so the connection stays in step.
     public func pipelineCheckingErrors(_ commands: [[String]]) throws {
-        var firstError: RedisError?
-        var index = 0
-        try sendPipeline(commands) { raw in
-            if firstError == nil { firstError = Self.error(in: raw, command: commands[index]) }
-            index += 1
+        switch mode {
+        case .standalone(let node):
+            try node.pipelineCheckingErrors(commands)
+        case .cluster(let cluster):
+            let replies = try cluster.pipeline(commands)
+            if let error = Self.firstError(replies, commands: commands[...]) { throw error }
         }
-        if let firstError { throw firstError }
     }
 
-    /// The error a reply carries: an error reply, or for `EXEC` the first error among the
-    /// transaction's replies (a command that failed while the others ran).
-    static func error(in raw: UnsafeMutablePointer<redisReply>, command: [String]) -> RedisError? {
-        if raw.pointee.type == REDIS_REPLY_ERROR {
-            let message = raw.pointee.str.map { String(cString: $0) } ?? ""
-            return .server(command: command.first ?? "", message: message)
-        }
-        guard raw.pointee.type == REDIS_REPLY_ARRAY, command.first == "EXEC", let elements = raw.pointee.element
-        else { return nil }
-        for index in 0..<raw.pointee.elements {
-            guard let element = elements[index], element.pointee.type == REDIS_REPLY_ERROR else { continue }
-            let message = element.pointee.str.map { String(cString: $0) } ?? ""
-            return .server(command: "EXEC", message: message)
+    /// The first error among `replies` (an error reply, or a failed command inside EXEC).
+    private static func firstError(_ replies: [RedisReply], commands: ArraySlice<[String]>) -> RedisError? {
+        for (reply, command) in zip(replies, commands) {
+            let name = command.first?.uppercased() ?? ""
+            if case .error(let message) = reply { return .server(command: name, message: message) }
+            if name == "EXEC", case .array(let results) = reply {
+                for case .error(let message) in results { return .server(command: "EXEC", message: message) }
+            }
         }
         return nil
     }
 
-    /// Writes the commands in chunks of 512, each encoded in RESP into one buffer; writes the
-    /// next chunk before reading the previous chunk's replies so that encoding overlaps with
-    /// the server's work.
-    private func sendPipeline(_ commands: [[String]], _ consume: (UnsafeMutablePointer<redisReply>) throws -> Void)
-        throws
+    /// Sends `commands` and then the stream read `read` (an XREADGROUP without BLOCK) in one
+    /// round trip (per node): the replies of `commands` are only checked (the first error is
+    /// thrown after every reply was read), the read's reply is parsed into stream batches.
+    public func pipeline(_ commands: [[String]], thenRead read: [String]) throws -> [StreamBatch] {
+        switch mode {
+        case .standalone(let node):
+            return try node.pipeline(commands, thenRead: read)
+        case .cluster(let cluster):
+            let replies = try cluster.pipeline(commands + [read])
+            if let error = Self.firstError(replies, commands: commands[...]) { throw error }
+            return try StreamBatch.batches(from: replies[commands.count], command: read.first ?? "")
+        }
+    }
+
+    /// Runs `writes`, and `after` only once every write succeeded, each step atomic
+    /// (`MULTI` ... `EXEC`) per hash slot; with `read` (an XREADGROUP without BLOCK), reads the
+    /// next stream batch in the last round trip. The way to publish and then acknowledge: no
+    /// acknowledgement without what replaces it.
+    ///
+    /// On a standalone server all of it is one transaction in one round trip (stronger: all or
+    /// nothing). On a cluster the writes go to their slots in parallel (one transaction per
+    /// slot), then `after` in a second round trip; a crash in between leaves the writes done and
+    /// the acknowledgement not, so the entry is delivered again: a duplicate, never a loss.
+    @discardableResult
+    public func writeThen(_ writes: [[String]], then after: [[String]], thenRead read: [String]? = nil) throws
+        -> [StreamBatch]
     {
-        guard !commands.isEmpty else { return }
-        let context = try usableContext(extraTimeout: 0)
-        let chunk = 512
-        var buffer: [UInt8] = []
-        var sentUpTo = 0
-        var readUpTo = 0
-        func send(_ range: Range<Int>) throws {
-            buffer.removeAll(keepingCapacity: true)
-            for index in range { RESPEncoder.append(commands[index], to: &buffer) }
-            let status = buffer.withUnsafeBufferPointer { bytes in
-                bytes.baseAddress!.withMemoryRebound(to: CChar.self, capacity: bytes.count) {
-                    redisAppendFormattedCommand(context, $0, bytes.count)
+        switch mode {
+        case .standalone(let node):
+            let all = writes + after
+            let commands = all.count > 1 ? [["MULTI"]] + all + [["EXEC"]] : all
+            if let read { return try node.pipeline(commands, thenRead: read) }
+            if !commands.isEmpty { try node.pipelineCheckingErrors(commands) }
+            return []
+        case .cluster:
+            if !writes.isEmpty { try pipelineCheckingErrors(Self.atomicPerSlot(writes)) }
+            let tail = Self.atomicPerSlot(after)
+            if let read { return try pipeline(tail, thenRead: read) }
+            if !tail.isEmpty { try pipelineCheckingErrors(tail) }
+            return []
+        }
+    }
+
+    /// `commands` grouped by hash slot (order kept within a slot), each group of several as
+    /// one `MULTI` ... `EXEC`.
+    static func atomicPerSlot(_ commands: [[String]]) -> [[String]] {
+        var order: [Int] = []
+        var groups: [Int: [[String]]] = [:]
+        for command in commands {
+            let slot = RedisSlot.keys(of: command).first.map(RedisSlot.of) ?? -1
+            if groups[slot] == nil { order.append(slot) }
+            groups[slot, default: []].append(command)
+        }
+        return order.flatMap { slot -> [[String]] in
+            let group = groups[slot]!
+            return group.count > 1 && slot >= 0 ? [["MULTI"]] + group + [["EXEC"]] : group
+        }
+    }
+
+    /// The slot a transaction of `commands` runs in, for merging transactions: nil on a
+    /// standalone server (any transactions may merge), the slot of the first key on a cluster
+    /// (-1 without keys).
+    public func mergeSlot(of commands: [[String]]) -> Int? {
+        guard isCluster else { return nil }
+        for command in commands {
+            if let key = RedisSlot.keys(of: command).first { return RedisSlot.of(key) }
+        }
+        return -1
+    }
+
+    /// Loads a Lua script where `keys` live (on a cluster: the master of their slot, or every
+    /// master without keys) and returns its SHA1 digest.
+    public func loadScript(_ source: String, keys: [String]) throws -> String {
+        let reply: RedisReply
+        switch mode {
+        case .standalone(let node):
+            reply = try node.command(["SCRIPT", "LOAD", source])
+        case .cluster(let cluster):
+            if keys.isEmpty {
+                guard let first = try cluster.onEveryNode(["SCRIPT", "LOAD", source], replicas: false).first else {
+                    throw RedisError.slotNotCovered(slot: 0, key: "")
                 }
-            }
-            guard status == REDIS_OK else { throw lost(context) }
-            var done: Int32 = 0
-            while done == 0 {
-                guard redisBufferWrite(context, &done) == REDIS_OK else { throw lost(context) }
+                reply = first.reply
+            } else {
+                reply = try cluster.routed(keys, command: "EVALSHA") { try $0.command(["SCRIPT", "LOAD", source]) }
             }
         }
-        func read(_ count: Int) throws {
-            for _ in 0..<count {
-                var raw: UnsafeMutableRawPointer?
-                guard redisGetReply(context, &raw) == REDIS_OK, let raw else { throw lost(context) }
-                defer { freeReplyObject(raw) }
-                try consume(raw.assumingMemoryBound(to: redisReply.self))
-            }
+        guard let digest = reply.string else {
+            throw RedisError.unexpectedReply(command: "SCRIPT LOAD", reply: reply.description)
         }
-        while sentUpTo < commands.count {
-            let end = min(sentUpTo + chunk, commands.count)
-            try send(sentUpTo..<end)
-            let previous = sentUpTo - readUpTo
-            if previous > 0 {
-                try read(previous)
-                readUpTo = sentUpTo
-            }
-            sentUpTo = end
-        }
-        try read(sentUpTo - readUpTo)
+        return digest
     }
 
-    // MARK: Internals
-
-    private func roundTrip(_ arguments: RedisArguments, extraTimeout: Double) throws -> RedisReply {
-        let context = try usableContext(extraTimeout: extraTimeout)
-        let raw = arguments.withArgv { argc, argv, lengths in
-            redisCommandArgv(context, argc, argv, lengths)
+    /// Runs `arguments` on every server: the one standalone server, or every master of the
+    /// cluster (and with `replicas`, every replica too: for `ACL SETUSER`, which each node keeps
+    /// for itself). Returns each server's reply with its endpoint; error replies are thrown.
+    public func onEveryNode(_ arguments: [String], replicas: Bool = false) throws -> [(
+        endpoint: String, reply: RedisReply
+    )] {
+        switch mode {
+        case .standalone(let node):
+            return [(node.configuration.endpoint, try node.command(arguments))]
+        case .cluster(let cluster):
+            return try cluster.onEveryNode(arguments, replicas: replicas)
         }
-        guard let raw else { throw lost(context) }
-        let reply = HiredisReply.value(raw.assumingMemoryBound(to: redisReply.self))
-        freeReplyObject(raw)
-        return reply
-    }
-
-    private func readReply(_ context: UnsafeMutablePointer<redisContext>) throws -> RedisReply {
-        var raw: UnsafeMutableRawPointer?
-        guard redisGetReply(context, &raw) == REDIS_OK, let raw else { throw lost(context) }
-        let reply = HiredisReply.value(raw.assumingMemoryBound(to: redisReply.self))
-        freeReplyObject(raw)
-        return reply
-    }
-
-    /// The open context, reconnecting first if the connection is closed or broken, with the
-    /// socket timeout set for a command that may block `extraTimeout` seconds.
-    private func usableContext(extraTimeout: Double) throws -> UnsafeMutablePointer<redisContext> {
-        if let context, context.pointee.err != 0 || peerHasClosed(context) { close() }
-        if context == nil { try reconnect() }
-        guard let context else {
-            throw RedisError.connectionFailed(endpoint: configuration.endpoint, reason: lastFailure)
-        }
-        let wanted = configuration.commandTimeout + extraTimeout
-        if wanted != timeoutInEffect {
-            _ = redisSetTimeout(context, Self.timeval(seconds: wanted))
-            timeoutInEffect = wanted
-        }
-        return context
-    }
-
-    private func reconnect() throws {
-        let now = ContinuousClock.now
-        if let nextAttempt, now < nextAttempt {
-            let wait =
-                Double((nextAttempt - now).components.attoseconds) / 1e18
-                + Double((nextAttempt - now).components.seconds)
-            throw RedisError.connectionFailed(
-                endpoint: configuration.endpoint,
-                reason: "\(lastFailure) (next attempt in \(Int(wait * 1000)) ms)")
-        }
-        do {
-            try open()
-            backoff = configuration.reconnectDelay
-            nextAttempt = nil
-        } catch let error as RedisError {
-            if case .connectionFailed(_, let reason) = error { lastFailure = reason } else { lastFailure = "\(error)" }
-            let jitter = Double.random(in: 0.8...1.2)
-            nextAttempt = now.advanced(by: .milliseconds(Int(backoff * jitter * 1000)))
-            backoff = min(backoff * 2, configuration.maxReconnectDelay)
-            throw error
-        }
-    }
-
-    private func open() throws {
-        let endpoint = configuration.endpoint
-        guard
-            let newContext = redisConnectWithTimeout(
-                configuration.host, Int32(configuration.port), Self.timeval(seconds: configuration.connectTimeout))
-        else { throw RedisError.connectionFailed(endpoint: endpoint, reason: "out of memory") }
-        if newContext.pointee.err != 0 {
-            let reason = Self.errorText(newContext)
-            redisFree(newContext)
-            throw RedisError.connectionFailed(endpoint: endpoint, reason: reason)
-        }
-        _ = redisEnableKeepAlive(newContext)
-        _ = redisSetTimeout(newContext, Self.timeval(seconds: configuration.commandTimeout))
-        timeoutInEffect = configuration.commandTimeout
-        context = newContext
-        do {
-            if let password = configuration.password {
-                let auth = configuration.username.map { ["AUTH", $0, password] } ?? ["AUTH", password]
-                let reply = try roundTrip(RedisArguments(auth), extraTimeout: 0)
-                if let message = reply.errorMessage {
-                    throw RedisError.authenticationFailed(endpoint: endpoint, reason: message)
-                }
-            }
-            if configuration.database != 0 {
-                let reply = try roundTrip(RedisArguments(["SELECT", String(configuration.database)]), extraTimeout: 0)
-                if let message = reply.errorMessage {
-                    throw RedisError.connectionFailed(
-                        endpoint: endpoint, reason: "SELECT \(configuration.database): \(message)")
-                }
-            }
-        } catch let error as RedisError {
-            close()
-            if case .connectionLost(_, let reason) = error {
-                throw RedisError.connectionFailed(endpoint: endpoint, reason: reason)
-            }
-            throw error
-        }
-    }
-
-    /// Marks the connection broken after an I/O error and builds the error to throw.
-    private func lost(_ failed: UnsafeMutablePointer<redisContext>) -> RedisError {
-        var reason = Self.errorText(failed)
-        if reason.contains("Resource temporarily unavailable") {
-            reason = "no reply within \(timeoutInEffect) s (timed out)"
-        }
-        close()
-        return .connectionLost(endpoint: configuration.endpoint, reason: reason)
-    }
-
-    /// Detects a peer that closed the socket while we were idle, without blocking.
-    private func peerHasClosed(_ context: UnsafeMutablePointer<redisContext>) -> Bool {
-        var byte: UInt8 = 0
-        let received = recv(context.pointee.fd, &byte, 1, Int32(MSG_PEEK | MSG_DONTWAIT))
-        if received == 0 { return true }
-        if received < 0 { return errno != EAGAIN && errno != EWOULDBLOCK }
-        return false
-    }
-
-    private static func errorText(_ context: UnsafeMutablePointer<redisContext>) -> String {
-        var errstr = context.pointee.errstr
-        let text = withUnsafeBytes(of: &errstr) { raw in
-            String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
-        }
-        return text.isEmpty ? "I/O error" : text
-    }
-
-    private static func timeval(seconds: Double) -> Glibc.timeval {
-        let whole = Int(seconds)
-        return Glibc.timeval(tv_sec: whole, tv_usec: Int((seconds - Double(whole)) * 1_000_000))
     }
 
     /// Sends one command whose reply is read straight into stream batches (XREADGROUP/XREAD),
     /// without an intermediate ``RedisReply`` tree.
     func streamCommand(_ arguments: [String], blockingFor: Double) throws -> [StreamBatch] {
-        let context = try usableContext(extraTimeout: blockingFor)
-        let raw = RedisArguments(arguments).withArgv { argc, argv, lengths in
-            redisCommandArgv(context, argc, argv, lengths)
-        }
-        guard let raw else { throw lost(context) }
-        defer { freeReplyObject(raw) }
-        return try HiredisReply.streamBatches(
-            raw.assumingMemoryBound(to: redisReply.self), command: arguments.first ?? "")
-    }
-
-    /// Sends `commands` and then the stream read `read` (an XREADGROUP without BLOCK) in one
-    /// round trip: the replies of `commands` are only checked (the first error is thrown after
-    /// every reply was read), the read's reply is parsed into stream batches.
-    public func pipeline(_ commands: [[String]], thenRead read: [String]) throws -> [StreamBatch] {
-        var batches: [StreamBatch] = []
-        var firstError: RedisError?
-        var index = 0
-        try sendPipeline(commands + [read]) { raw in
-            defer { index += 1 }
-            if index == commands.count {
-                do { batches = try HiredisReply.streamBatches(raw, command: read.first ?? "") } catch let error
-                    as RedisError
-                {
-                    firstError = firstError ?? error
-                }
-            } else if firstError == nil {
-                firstError = Self.error(in: raw, command: commands[index])
+        switch mode {
+        case .standalone(let node):
+            return try node.streamCommand(arguments, blockingFor: blockingFor)
+        case .cluster(let cluster):
+            return try cluster.routed(RedisSlot.keys(of: arguments), command: arguments.first?.uppercased() ?? "") {
+                try $0.streamCommand(arguments, blockingFor: blockingFor)
             }
         }
-        if let firstError { throw firstError }
-        return batches
     }
 }

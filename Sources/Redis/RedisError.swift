@@ -16,6 +16,12 @@ public enum RedisError: Error, Sendable, Equatable, CustomStringConvertible {
     case server(command: String, message: String)
     /// The server's reply did not have the shape the typed helper expected.
     case unexpectedReply(command: String, reply: String)
+    /// A command (or transaction) would touch keys in several hash slots of a Redis Cluster: a
+    /// programming error (keep such keys in one slot with a hash tag), raised before sending.
+    case crossSlot(command: String, keys: [String])
+    /// No node of the Redis Cluster serves the key's hash slot (an incomplete cluster, or one in
+    /// the middle of a failover).
+    case slotNotCovered(slot: Int, key: String)
 
     /// The error code of a server error: its first word, such as `NOSCRIPT` or `BUSYGROUP`.
     public var serverCode: String? {
@@ -30,6 +36,7 @@ public enum RedisError: Error, Sendable, Equatable, CustomStringConvertible {
     /// refused command's error, not `EXECABORT`.)
     public var isUnavailable: Bool {
         if isConnectionError { return true }
+        if case .slotNotCovered = self { return true }
         guard let code = serverCode else { return false }
         return Self.unavailableCodes.contains(code)
     }
@@ -60,6 +67,15 @@ public enum RedisError: Error, Sendable, Equatable, CustomStringConvertible {
             return "Redis \(command) failed: \(message)"
         case .unexpectedReply(let command, let reply):
             return "unexpected reply to Redis \(command): \(reply.prefix(200))"
+        case .crossSlot(let command, let keys):
+            let shown = keys.prefix(6).map { "'\($0)' (slot \(RedisSlot.of($0)))" }.joined(separator: ", ")
+            return
+                "Redis \(command) would touch keys in different hash slots of the cluster: \(shown); "
+                + "keys of one atomic step must share a hash tag"
+        case .slotNotCovered(let slot, let key):
+            return
+                "no node of the Redis Cluster serves hash slot \(slot) (key '\(key)'): the cluster is incomplete "
+                + "or failing over"
         }
     }
 }

@@ -33,10 +33,7 @@ public final class RedisScript: Sendable {
                 // The server forgot the script (restart or SCRIPT FLUSH): load it again below.
             }
         }
-        let loaded = try connection.command(["SCRIPT", "LOAD", source])
-        guard let newDigest = loaded.string else {
-            throw RedisError.unexpectedReply(command: "SCRIPT LOAD", reply: loaded.description)
-        }
+        let newDigest = try connection.loadScript(source, keys: keys)
         sha.withLock { $0 = newDigest }
         return try connection.command(["EVALSHA", newDigest] + tail)
     }

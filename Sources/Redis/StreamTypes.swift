@@ -75,6 +75,15 @@ public struct StreamBatch: Sendable, Hashable {
     public var stream: String
     /// The entries, oldest first.
     public var entries: [StreamEntry]
+
+    /// Parses an XREADGROUP/XREAD reply held as a ``RedisReply`` (an error reply is thrown).
+    static func batches(from reply: RedisReply, command: String) throws -> [StreamBatch] {
+        if case .error(let message) = reply { throw RedisError.server(command: command, message: message) }
+        return try (reply.array ?? []).compactMap { pair in
+            guard let parts = pair.array, parts.count == 2, let stream = parts[0].string else { return nil }
+            return StreamBatch(stream: stream, entries: try StreamEntry.list(parts[1]))
+        }
+    }
 }
 
 /// The summary form of `XPENDING key group`.
