@@ -151,21 +151,18 @@ final class BatchProcessor {
         return Settlement(stream: stream, commands: commands, outboxSeqs: seqs, settled: settled)
     }
 
-    /// Publishes, dead-letters and acknowledges in one pipeline, then deletes the published
-    /// outbox rows. Throws if Redis failed (nothing is lost: the settlement can be retried,
+    /// Publishes and dead-letters, then acknowledges (``RedisConnection/writeThen(_:then:thenRead:)``:
+    /// one transaction on a standalone server, so at `maxmemory`, where Redis refuses `XADD`
+    /// but accepts `XACK`, nothing is acknowledged; on a cluster the acknowledgement follows the
+    /// writes), then deletes the published outbox rows. Throws if Redis failed (nothing is lost: the settlement can be retried,
     /// and the outbox relay republishes rows that stay behind).
     ///
     /// With `prefetch` (an XREADGROUP without BLOCK), the next batch is read in the same round
     /// trip and returned.
     @discardableResult
     func settle(_ settlement: Settlement, prefetch: [String]? = nil) throws -> [StreamBatch] {
-        var prefetched: [StreamBatch] = []
-        let commands = Self.atomic(settlement.commands)
-        if let prefetch {
-            prefetched = try redis.pipeline(commands, thenRead: prefetch)
-        } else if !commands.isEmpty {
-            try redis.pipelineCheckingErrors(commands)
-        }
+        let (writes, after) = Self.inOrder(settlement.commands)
+        let prefetched = try redis.writeThen(writes, then: after, thenRead: prefetch)
         if !settlement.outboxSeqs.isEmpty { unpurgedOutbox += settlement.outboxSeqs }
         if prefetch == nil { try purgeOutbox() }
         // Acknowledged messages are counted in runs of one type and outcome (one counter
@@ -209,14 +206,23 @@ final class BatchProcessor {
         return prefetched
     }
 
-    /// `commands` as one `MULTI` ... `EXEC` when they write and acknowledge: Redis then runs all
-    /// of them or none. At `maxmemory` Redis refuses `XADD` and `HSET` but still accepts
-    /// `XACK`; in a plain pipeline an entry would be acknowledged while what replaces it (its
-    /// events, result or dead letter) was refused. In a transaction the refusal aborts the
-    /// `EXEC`, nothing is acknowledged, and the settlement is retried as for an outage.
-    static func atomic(_ commands: [[String]]) -> [[String]] {
-        guard commands.count > 1 else { return commands }
-        return [["MULTI"]] + commands + [["EXEC"]]
+    /// Settlement commands split into what is written first (what replaces the entries: events,
+    /// commands, records, dead letters) and what follows once those are written: the
+    /// acknowledgements, and results-stream entries (wake-ups for waiting clients, who then
+    /// read the records).
+    static func inOrder(_ commands: [[String]]) -> (writes: [[String]], after: [[String]]) {
+        var writes: [[String]] = []
+        var after: [[String]] = []
+        for command in commands {
+            if command.first == "XACK"
+                || (command.first == "XADD" && command.count > 1 && command[1] == Topology.resultsStream)
+            {
+                after.append(command)
+            } else {
+                writes.append(command)
+            }
+        }
+        return (writes, after)
     }
 
     /// Published outbox rows not yet deleted. While batches come full, their deletion rides

@@ -322,8 +322,8 @@ public final class ConsumerLoop: Sendable {
                     reason: reason, envelope: envelope)
                 deadCount += 1
             }
-            try redis.pipelineCheckingErrors(
-                BatchProcessor.atomic(commands + [["XACK", loop.stream, loop.group] + acks]))
+            let (writes, after) = BatchProcessor.inOrder(commands + [["XACK", loop.stream, loop.group] + acks])
+            try redis.writeThen(writes, then: after)
             if deadCount > 0 {
                 loop.logger.error(
                     "adopted entries past max_deliveries dead-lettered", metadata: ["count": "\(deadCount)"])

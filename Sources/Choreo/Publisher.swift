@@ -76,12 +76,16 @@ public struct Publisher: Sendable {
             let result = OutboxMessage.result(
                 commandID: envelope.correlation, status: .dead, type: envelope.type, data: data,
                 causation: envelope.id, traceparent: envelope.childTraceparent())
+            // The record (by command id) and the results stream are in different slots: the
+            // script decides on the record alone; the results entry is a wake-up for waiting
+            // clients, who read the record (a command already decided keeps its outcome).
+            commands.append([
+                "EVAL", Self.sagaDeadScript, "1", Topology.commandKey(envelope.correlation), data,
+                result["at"] ?? String(Envelope.nowMilliseconds()), envelope.type, String(commandTTL),
+            ])
             commands.append(
-                [
-                    "EVAL", Self.sagaDeadScript, "2", Topology.commandKey(envelope.correlation),
-                    Topology.resultsStream, data, result["at"] ?? String(Envelope.nowMilliseconds()), envelope.type,
-                    String(commandTTL), String(resultsMaxLength),
-                ] + result.fields.flatMap { [$0.name, $0.value] })
+                RedisConnection.xaddArguments(
+                    Topology.resultsStream, fields: result.fields, maxLength: resultsMaxLength))
         }
         return commands
     }
@@ -93,16 +97,12 @@ public struct Publisher: Sendable {
         return String(reason.prefix(4000)) + "… (\(reason.count - 4000) more characters not kept)"
     }
 
-    /// Marks a still-`accepted` command `dead` and publishes its result; leaves a decided (or
-    /// unknown) command alone. KEYS: command hash, results stream; ARGV: error, completedAt,
-    /// resultType, TTL, results cap, then the result's stream fields.
+    /// Marks a still-`accepted` command `dead`; leaves a decided (or unknown) command alone.
+    /// KEYS: the command's record; ARGV: error, completedAt, resultType, TTL.
     static let sagaDeadScript = """
         if redis.call('HGET', KEYS[1], 'status') ~= 'accepted' then return 0 end
         redis.call('HSET', KEYS[1], 'status', 'dead', 'error', ARGV[1], 'completedAt', ARGV[2], 'resultType', ARGV[3])
         redis.call('EXPIRE', KEYS[1], ARGV[4])
-        local fields = {}
-        for i = 6, #ARGV do fields[#fields + 1] = ARGV[i] end
-        redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], '*', unpack(fields))
         return 1
         """
 }

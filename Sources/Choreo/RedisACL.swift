@@ -12,7 +12,11 @@ public enum RedisACL {
     public static let gatewayURLVariable = "REDIS_URL_GATEWAY"
 
     /// Commands every Choreo connection needs.
-    static let base = ["+ping", "+select", "+auth", "+hello", "+client|setname", "+info"]
+    static let base = [
+        "+ping", "+select", "+auth", "+hello", "+client|setname", "+info",
+        // On a Redis Cluster: the slot map and the redirections of a slot migration.
+        "+cluster|slots", "+asking",
+    ]
 
     /// The rules of a service's worker user.
     public static func serviceRules(_ service: ServiceDefinition, topology: Topology) -> [String] {
@@ -49,10 +53,17 @@ public enum RedisACL {
         ]
     }
 
-    /// `ACL SETUSER user reset on >password rules...`: replaces the user's rules.
+    /// `ACL SETUSER user reset on >password rules...`: replaces the user's rules, on every node
+    /// of a Redis Cluster (masters and replicas: each keeps its own users, and a replica
+    /// promoted by a failover must know them).
     public static func apply(user: String, password: String, rules: [String], on redis: RedisConnection) throws {
-        let reply = try redis.command(["ACL", "SETUSER", user, "reset", "on", ">" + password] + rules)
-        if let error = reply.errorMessage { throw RedisError.server(command: "ACL SETUSER", message: error) }
+        for (endpoint, reply) in try redis.onEveryNode(
+            ["ACL", "SETUSER", user, "reset", "on", ">" + password] + rules, replicas: true)
+        {
+            if let error = reply.errorMessage {
+                throw RedisError.server(command: "ACL SETUSER", message: "\(endpoint): \(error)")
+            }
+        }
     }
 
     /// The user and password of a `redis://user:password@host` URL.

@@ -20,9 +20,15 @@ public struct RedisMemory: Sendable, Equatable, Codable {
         self.policy = policy
     }
 
-    /// Reads `INFO memory`.
+    /// Reads `INFO memory`; on a Redis Cluster, of every master, and returns the fullest (one
+    /// full master refuses the writes of its slots).
     public static func read(_ redis: RedisConnection) throws -> RedisMemory {
-        let text = try redis.command(["INFO", "memory"]).string ?? ""
+        let readings = try redis.onEveryNode(["INFO", "memory"]).map { parse($0.reply.string ?? "") }
+        return readings.max { $0.fraction < $1.fraction } ?? RedisMemory(used: 0, limit: 0, policy: "")
+    }
+
+    /// Parses the text of `INFO memory`.
+    static func parse(_ text: String) -> RedisMemory {
         var values: [String: String] = [:]
         for line in text.split(whereSeparator: \.isNewline) {
             let parts = line.split(separator: ":", maxSplits: 1)

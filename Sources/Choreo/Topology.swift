@@ -38,11 +38,14 @@ public struct ServiceDefinition: Sendable, Equatable {
     }
 
     /// `{name}.commands`: commands from the gateway and other services, queries, replays.
-    public var commandStream: String { "\(name).commands" }
+    /// The braces are a Redis Cluster hash tag: every key of the service shares one slot.
+    public var commandStream: String { "{\(name)}.commands" }
     /// `{name}.events`: facts the service publishes.
-    public var eventStream: String { "\(name).events" }
+    public var eventStream: String { "{\(name)}.events" }
     /// `{name}.dead`: its dead letters.
-    public var deadStream: String { "\(name).dead" }
+    public var deadStream: String { "{\(name)}.dead" }
+    /// The hash tag of the service's keys: `{name}`.
+    public var hashTag: String { "{\(name)}" }
     /// Every stream it consumes: its inbox first, then its subscriptions.
     public var consumedStreams: [String] { [commandStream] + subscribes }
 }
@@ -183,15 +186,33 @@ public struct Topology: Sendable, Equatable {
         services.first { $0.name == name }
     }
 
-    /// The services that consume `stream`.
+    /// The services that consume `stream` (its key, or its name in streams.yml).
     public func consumers(of stream: String) -> [ServiceDefinition] {
-        services.filter { $0.consumedStreams.contains(stream) }
+        let key = Self.streamKey(stream)
+        return services.filter { $0.consumedStreams.contains(key) }
     }
 
-    /// The key of a command's status hash.
+    /// The key of a command's status hash (found by the command id alone, so in a slot of its
+    /// own, not the service's).
     public static func commandKey(_ id: String) -> String { "choreo:command:\(id)" }
-    /// The key of an idempotency record.
-    public static func idempotencyKey(_ key: String) -> String { "choreo:idempotency:\(key)" }
-    /// The key of a service's heartbeats.
-    public static func workersKey(_ service: String) -> String { "choreo:workers:\(service)" }
+    /// The key of an idempotency record: in the slot of the service's commands stream, so the
+    /// check and the XADD are one script.
+    public static func idempotencyKey(service: String, principal: String?, key: String) -> String {
+        "choreo:idempotency:{\(service)}:" + (principal.map { "\($0):" } ?? "") + key
+    }
+    /// The key of a service's heartbeats (in the service's slot).
+    public static func workersKey(_ service: String) -> String { "choreo:workers:{\(service)}" }
+
+    /// The Redis key of a stream named in streams.yml: `users.events` (or `users.commands`,
+    /// `users.dead`) is the service's hash-tagged stream `{users}.events`; any other name is
+    /// taken as the key itself.
+    public static func streamKey(_ name: String) -> String {
+        guard !name.hasPrefix("{"), let dot = name.lastIndex(of: ".") else { return name }
+        let service = name[..<dot]
+        let kind = name[name.index(after: dot)...]
+        guard ["events", "commands", "dead"].contains(kind), !service.isEmpty,
+            service.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" })
+        else { return name }
+        return "{\(service)}.\(kind)"
+    }
 }

@@ -165,9 +165,13 @@ private struct TopologyReader {
                 }
                 service.schema = schema
             case "consumes":
-                service.subscribes = try strings(value, "\(path).consumes").filter { $0 != service.commandStream }
+                service.subscribes = try strings(value, "\(path).consumes").map(Topology.streamKey).filter {
+                    $0 != service.commandStream
+                }
             case "publishes":
-                service.publishes = try strings(value, "\(path).publishes").filter { $0 != service.eventStream }
+                service.publishes = try strings(value, "\(path).publishes").map(Topology.streamKey).filter {
+                    $0 != service.eventStream
+                }
             default: service.policy = try policy(value, "\(path).policy", base: defaults)
             }
         }

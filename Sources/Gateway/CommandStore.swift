@@ -1,6 +1,6 @@
-// CommandStore: the gateway's Redis operations: submit a command atomically (status hash and
-// XADD in one merged MULTI/EXEC; with an idempotency record, by script); read a command's
-// status; check a service's liveness and lag.
+// CommandStore: the gateway's Redis operations: submit a command (its status record, then the
+// XADD, with the idempotency check by script; one merged MULTI/EXEC on a standalone server);
+// read a command's status; check a service's liveness and lag.
 // Calls go through a small pool of RedisClients (each pipelines concurrent callers' commands),
 // so no event loop ever blocks on hiredis.
 
@@ -108,32 +108,32 @@ public final class CommandStore: Sendable {
         return clients[index]
     }
 
-    static let submitScript = RedisScript(
-        """
-        local idem = KEYS[3] or ''
-        local fingerprint = redis.sha1hex(ARGV[7])
-        if idem ~= '' then
-          local previous = redis.call('HMGET', idem, 'command', 'fingerprint')
-          if previous[1] then
-            if previous[2] == fingerprint then return {previous[1], 'replayed'} end
-            return {previous[1], 'conflict'}
-          end
+    /// Checks the idempotency record and, when there is none, XADDs the command and records the
+    /// key. KEYS: commands stream, idempotency record (one slot: the service's hash tag); ARGV:
+    /// id, TTL, body fingerprint, then the envelope's fields.
+    static let submitScript = """
+        local fingerprint = redis.sha1hex(ARGV[3])
+        local previous = redis.call('HMGET', KEYS[2], 'command', 'fingerprint')
+        if previous[1] then
+          if previous[2] == fingerprint then return {previous[1], 'replayed'} end
+          return {previous[1], 'conflict'}
         end
-        redis.call('HSET', KEYS[1], 'id', ARGV[1], 'type', ARGV[2], 'service', ARGV[3], 'status', 'accepted', 'submittedAt', ARGV[4])
-        if ARGV[6] ~= '' then redis.call('HSET', KEYS[1], 'principal', ARGV[6]) end
-        redis.call('EXPIRE', KEYS[1], ARGV[5])
         local fields = {}
-        for i = 8, #ARGV do fields[#fields + 1] = ARGV[i] end
-        redis.call('XADD', KEYS[2], '*', unpack(fields))
-        if idem ~= '' then
-          redis.call('HSET', idem, 'command', ARGV[1], 'fingerprint', fingerprint)
-          redis.call('EXPIRE', idem, ARGV[5])
-        end
+        for i = 4, #ARGV do fields[#fields + 1] = ARGV[i] end
+        redis.call('XADD', KEYS[1], '*', unpack(fields))
+        redis.call('HSET', KEYS[2], 'command', ARGV[1], 'fingerprint', fingerprint)
+        redis.call('EXPIRE', KEYS[2], ARGV[2])
         return {ARGV[1], 'accepted'}
-        """)
+        """
 
-    /// Records the command as `accepted` and XADDs it to the service's commands stream in one
-    /// script; with an idempotency key, returns the earlier command instead when there is one.
+    /// Records the command as `accepted`, then XADDs it to the service's commands stream; with
+    /// an idempotency key, returns the earlier command instead when there is one.
+    ///
+    /// The record (`choreo:command:{id}`, found by id alone) and the stream (in the service's
+    /// slot) may live on different cluster nodes, so the record is written first and the XADD
+    /// only once it is: a command in the stream always has its record. A crash in between
+    /// leaves a record nobody was given the id of; it expires with its TTL. On a standalone
+    /// server both are one transaction.
     ///
     /// The command belongs to `principal` (the submitting API key's name): it is recorded in the
     /// command's hash, and the idempotency key is the principal's own (the same key under two
@@ -145,18 +145,25 @@ public final class CommandStore: Sendable {
         guard let idempotencyKey else {
             return try await submitAtomically(envelope, service: service, principal: principal)
         }
-        let scope = principal.map { "\($0):" } ?? ""
-        let keys =
-            [Topology.commandKey(envelope.id), service.commandStream]
-            + [Topology.idempotencyKey("\(scope)\(service.name):\(idempotencyKey)")]
-        let arguments =
-            [
-                envelope.id, envelope.type, service.name, String(envelope.at), String(Int(topology.commandTTL)),
-                principal ?? "", fingerprint,
-            ] + envelope.fields.flatMap { [$0.name, $0.value] }
-        let reply = try await client().run(CommandStore.submitScript, keys: keys, arguments: arguments)
-        guard let parts = reply.array, parts.count == 2, let id = parts[0].string, let kind = parts[1].string else {
-            throw RedisError.unexpectedReply(command: "EVALSHA", reply: reply.description)
+        let keys = [
+            service.commandStream,
+            Topology.idempotencyKey(service: service.name, principal: principal, key: idempotencyKey),
+        ]
+        let script =
+            ["EVAL", Self.submitScript, "2"] + keys + [envelope.id, String(Int(topology.commandTTL)), fingerprint]
+            + envelope.fields.flatMap { [$0.name, $0.value] }
+        let client = client()
+        let replies = try await client.transaction(steps: [
+            record(envelope, service: service, principal: principal), [script],
+        ])
+        for case .error(let message) in replies { throw RedisError.server(command: "EXEC", message: message) }
+        guard let parts = replies.last?.array, parts.count == 2, let id = parts[0].string, let kind = parts[1].string
+        else {
+            throw RedisError.unexpectedReply(command: "EVAL", reply: replies.last?.description ?? "nothing")
+        }
+        if kind != "accepted" {
+            // The earlier command stands; the record written for this attempt's id is not needed.
+            _ = try? await client.command(["DEL", Topology.commandKey(envelope.id)])
         }
         switch kind {
         case "replayed": return .replayed(id)
@@ -165,9 +172,20 @@ public final class CommandStore: Sendable {
         }
     }
 
-    /// Records and enqueues a command without an idempotency key: `HSET` + `EXPIRE` of the
-    /// record and `XADD` in one transaction (cheaper for Redis than the script; concurrent
-    /// submissions share one `MULTI` ... `EXEC`, see ``RedisClient/transaction(_:)``).
+    /// The commands writing a command's `accepted` record with its TTL.
+    private func record(_ envelope: Envelope, service: ServiceDefinition, principal: String?) -> [[String]] {
+        let key = Topology.commandKey(envelope.id)
+        var record = [
+            "HSET", key, "id", envelope.id, "type", envelope.type, "service", service.name, "status", "accepted",
+            "submittedAt", String(envelope.at),
+        ]
+        if let principal { record += ["principal", principal] }
+        return [record, ["EXPIRE", key, String(Int(topology.commandTTL))]]
+    }
+
+    /// Records and enqueues a command without an idempotency key: the record, then the `XADD`
+    /// (one transaction on a standalone server, where concurrent submissions share one
+    /// `MULTI` ... `EXEC`, see ``RedisClient/transaction(_:)``).
     private func submitAtomically(_ envelope: Envelope, service: ServiceDefinition, principal: String?)
         async throws -> SubmitOutcome
     {
@@ -176,26 +194,19 @@ public final class CommandStore: Sendable {
         }
     }
 
-    /// The atomic submission without an idempotency key, for callers outside Swift concurrency
-    /// (the gateway's channel-level submit path): `completion` runs once, on the Redis client's
+    /// The submission without an idempotency key, for callers outside Swift concurrency (the
+    /// gateway's channel-level submit path): `completion` runs once, on the Redis client's
     /// thread, and must hop to its own event loop to act.
     func submit(
         _ envelope: Envelope, service: ServiceDefinition, principal: String? = nil,
         completion: @escaping @Sendable (Result<SubmitOutcome, Error>) -> Void
     ) {
-        let key = Topology.commandKey(envelope.id)
         let id = envelope.id
-        var record = [
-            "HSET", key, "id", envelope.id, "type", envelope.type, "service", service.name, "status", "accepted",
-            "submittedAt", String(envelope.at),
+        let steps = [
+            record(envelope, service: service, principal: principal),
+            [RedisConnection.xaddArguments(service.commandStream, fields: envelope.fields)],
         ]
-        if let principal { record += ["principal", principal] }
-        let commands = [
-            record,
-            ["EXPIRE", key, String(Int(topology.commandTTL))],
-            RedisConnection.xaddArguments(service.commandStream, fields: envelope.fields),
-        ]
-        client().transaction(commands) { result in
+        client().transaction(steps: steps) { result in
             completion(
                 result.flatMap { results in
                     for result in results {

@@ -1,10 +1,12 @@
-// `choreo migrate [service...]`: apply every service's migrations (runtime tables included) and
-// provision each service's own login role (named by `DATABASE_URL_{NAME}`).
+// `choreo migrate [service...]`: apply every service's migrations (runtime tables included),
+// provision each service's own login role (named by `DATABASE_URL_{NAME}`), and move Redis keys
+// of the layout before hash tags to the current one.
 
 import ArgumentParser
 import Choreo
 import Foundation
 import Postgres
+import Redis
 
 struct MigrateCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -12,6 +14,9 @@ struct MigrateCommand: ParsableCommand {
 
     @Argument(help: "Services to migrate (default: all with a schema).")
     var services: [String] = []
+
+    @Flag(help: "Leave Redis alone (by default the keys of the old, untagged layout are moved).")
+    var skipRedis = false
 
     @OptionGroup var options: TopologyOptions
 
@@ -35,6 +40,11 @@ struct MigrateCommand: ParsableCommand {
                 try role.provision(schema: schema, on: connection)
                 print("\(definition.name): role \(role.name) may use schema \(schema) only")
             }
+        }
+        if !skipRedis {
+            let redis = try RedisConnection(url: topology.redisURL)
+            let moved = try RedisKeyLayout.migrate(topology, redis: redis)
+            print("redis: key layout " + (moved.isEmpty ? "up to date" : "moved \(moved.joined(separator: ", "))"))
         }
     }
 }

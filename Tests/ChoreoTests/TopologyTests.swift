@@ -36,7 +36,7 @@ struct TopologyTests {
         let topology = try Topology.parse(yaml: valid)
         #expect(topology.services.map(\.name) == ["users", "orders", "payments"])
         let orders = try #require(topology.service("orders"))
-        #expect(orders.consumedStreams == ["orders.commands", "users.events"])
+        #expect(orders.consumedStreams == ["{orders}.commands", "{users}.events"])
         #expect(orders.policy.batch == 50)
         #expect(orders.policy.maxDeliveries == 7)
         #expect(orders.policy.claimIdle == 60)
@@ -53,7 +53,7 @@ struct TopologyTests {
             ("services:\n  users:\n    shema: users\n", "streams.yml:3: services.users.shema: unknown key"),
             (
                 "services:\n  orders:\n    consumes: [ghost.events]\n",
-                "services.orders.consumes[0]: no service publishes 'ghost.events'"
+                "services.orders.consumes[0]: no service publishes '{ghost}.events'"
             ),
             ("services:\n  users:\n    policy:\n      block: -1s\n", "services.users.policy.block: must be positive"),
             (

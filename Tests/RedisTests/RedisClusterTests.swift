@@ -221,6 +221,10 @@ struct RedisClusterTests {
         try sourceNode.command(["CLUSTER", "SETSLOT", String(slot), "MIGRATING", targetID])
         let (host, port) = split(target)
         try sourceNode.command(["MIGRATE", host, port, "", "0", "5000", "KEYS", key])
+        // Other tests' keys may share the slot: they move too, or the slot cannot change hands.
+        for neighbour in try sourceNode.keys(inSlot: slot) {
+            try sourceNode.command(["MIGRATE", host, port, "", "0", "5000", "KEYS", neighbour])
+        }
         #expect(try redis.command(["GET", key]).string == "before")
         #expect(
             try redis.pipeline([["GET", key], ["SET", other, "new"]]) == [.bulk(Array("before".utf8)), .status("OK")])
@@ -237,7 +241,9 @@ struct RedisClusterTests {
         try sourceNode.command(["CLUSTER", "SETSLOT", String(slot), "IMPORTING", targetID])
         try targetNode.command(["CLUSTER", "SETSLOT", String(slot), "MIGRATING", sourceID])
         let (sourceHost, sourcePort) = split(source)
-        try targetNode.command(["MIGRATE", sourceHost, sourcePort, "", "0", "5000", "KEYS", key])
+        for moved in try targetNode.keys(inSlot: slot) {
+            try targetNode.command(["MIGRATE", sourceHost, sourcePort, "", "0", "5000", "KEYS", moved])
+        }
         for endpoint in map.masters {
             try nodeConnection(endpoint).command(["CLUSTER", "SETSLOT", String(slot), "NODE", sourceID])
         }
@@ -277,6 +283,12 @@ struct RedisClusterTests {
 /// must reach a given node).
 struct NodeAdmin {
     let endpoint: String
+
+    /// The keys the node holds in `slot`.
+    func keys(inSlot slot: Int) throws -> [String] {
+        let text = try command(["CLUSTER", "GETKEYSINSLOT", String(slot), "10000"]).string ?? ""
+        return text.split(separator: "\n").map(String.init).filter { !$0.isEmpty }
+    }
 
     @discardableResult
     func command(_ arguments: [String]) throws -> RedisReply {
