@@ -18,6 +18,9 @@ public final class ShopSystem: Sendable {
 
     /// The system shared by every test of the process.
     public static let shared = Task { try await ShopSystem.start() }
+    /// The system on the Redis Cluster shared by the process's cluster tests (its own database,
+    /// so its checker sees its own orders only).
+    public static let cluster = Task { try await ShopSystem.start(redisURL: TestCluster.url, ownDatabase: true) }
 
     /// The Postgres URL of `service`'s own login role.
     public func serviceDatabaseURL(_ service: String) -> String {
@@ -31,16 +34,21 @@ public final class ShopSystem: Sendable {
         self.pid = pid
     }
 
-    static func start() async throws -> ShopSystem {
+    /// Starts a shop of its own: migrated, `choreo up` running, its gateway ready. With
+    /// `ownDatabase`, in a fresh database of its own.
+    public static func start(redisURL: String = TestEnvironment.redisURL, ownDatabase: Bool = false) async throws
+        -> ShopSystem
+    {
         let topologyPath = TestEnvironment.repositoryRoot + "/streams.yml"
         var environment = ProcessInfo.processInfo.environment
-        environment["REDIS_URL"] = TestEnvironment.redisURL
-        environment["DATABASE_URL"] = TestEnvironment.databaseURL
+        let databaseURL = ownDatabase ? try TestEnvironment.scratchDatabase().url : TestEnvironment.databaseURL
+        environment["REDIS_URL"] = redisURL
+        environment["DATABASE_URL"] = databaseURL
         environment["LOG_LEVEL"] = "warning"
         environment["CHOREO_API_KEYS"] = nil
         environment["CHOREO_API_KEYS_FILE"] = nil
         let prefix = TestEnvironment.uniqueName("shop")
-        guard var components = URLComponents(string: TestEnvironment.databaseURL) else {
+        guard var components = URLComponents(string: databaseURL) else {
             throw TimeoutError(what: "a parsable CHOREO_TEST_DATABASE_URL", seconds: 0, lastError: nil)
         }
         for service in ["users", "orders", "inventory", "payments"] {

@@ -6,9 +6,9 @@ import Testing
 
 @Suite("Delivery: exactly-once effects, retries, dead letters")
 struct DeliveryTests {
-    @Test("N messages in: N effects, N results, N events, nothing pending")
-    func happyPath() async throws {
-        let probe = try ProbeHarness()
+    @Test("N messages in: N effects, N results, N events, nothing pending", arguments: RedisBackend.allCases)
+    func happyPath(redis backend: RedisBackend) async throws {
+        let probe = try ProbeHarness(redisURL: backend.url)
         let worker = try probe.startWorker()
         defer { probe.stop(worker) }
         let sent = try (0..<300).map { try probe.send("Record", "{\"key\":\"k\(($0))\",\"value\":\($0)}") }
@@ -30,9 +30,9 @@ struct DeliveryTests {
         #expect(decoded.traceID == sent[0].traceID)
     }
 
-    @Test("the same envelope id delivered twice changes state once")
-    func duplicateDelivery() async throws {
-        let probe = try ProbeHarness()
+    @Test("the same envelope id delivered twice changes state once", arguments: RedisBackend.allCases)
+    func duplicateDelivery(redis backend: RedisBackend) async throws {
+        let probe = try ProbeHarness(redisURL: backend.url)
         let worker = try probe.startWorker()
         defer { probe.stop(worker) }
         let first = try probe.send("Record", "{\"key\":\"dup\",\"value\":1}")
@@ -47,9 +47,11 @@ struct DeliveryTests {
         #expect(try probe.deadLetters().isEmpty)
     }
 
-    @Test("duplicates inside a full first-delivery batch are absorbed: effects, events and results once each")
-    func duplicatesInsideABatch() async throws {
-        let probe = try ProbeHarness()
+    @Test(
+        "duplicates inside a full first-delivery batch are absorbed: effects, events and results once each",
+        arguments: RedisBackend.allCases)
+    func duplicatesInsideABatch(redis backend: RedisBackend) async throws {
+        let probe = try ProbeHarness(redisURL: backend.url)
         var worker = try probe.startWorker()
         let early = try (0..<3).map { try probe.send("Record", "{\"key\":\"early\",\"value\":\($0)}") }
         try await eventually("the early messages handled") { try probe.pendingCount() == 0 && probe.recordCount() == 3 }
@@ -75,9 +77,9 @@ struct DeliveryTests {
         #expect(try probe.deadLetters().isEmpty)
     }
 
-    @Test("a handler failing twice is retried and succeeds on the third delivery")
-    func retryThenSucceed() async throws {
-        let probe = try ProbeHarness()
+    @Test("a handler failing twice is retried and succeeds on the third delivery", arguments: RedisBackend.allCases)
+    func retryThenSucceed(redis backend: RedisBackend) async throws {
+        let probe = try ProbeHarness(redisURL: backend.url)
         let worker = try probe.startWorker()
         defer { probe.stop(worker) }
         let message = try probe.send("FailTimes", "{\"key\":\"r\",\"value\":0,\"times\":2}")
@@ -90,9 +92,11 @@ struct DeliveryTests {
         #expect(try probe.deadLetters().isEmpty)
     }
 
-    @Test("a lock wait that outlasts the batch's lock timeout is a lost race, not a failed delivery")
-    func lockContention() async throws {
-        let probe = try ProbeHarness()
+    @Test(
+        "a lock wait that outlasts the batch's lock timeout is a lost race, not a failed delivery",
+        arguments: RedisBackend.allCases)
+    func lockContention(redis backend: RedisBackend) async throws {
+        let probe = try ProbeHarness(redisURL: backend.url)
         // Another session holds the lock the handlers need, longer than the batch lock timeout
         // (50 ms) and the first retry delay (200 ms) together.
         _ = try probe.postgres.query("SELECT pg_advisory_lock(hashtext('hot'))")
@@ -119,9 +123,11 @@ struct DeliveryTests {
         #expect(try probe.deadLetters().isEmpty)
     }
 
-    @Test("a handler that always fails is dead-lettered after exactly max_deliveries, with its error")
-    func alwaysFailDeadLetters() async throws {
-        let probe = try ProbeHarness()
+    @Test(
+        "a handler that always fails is dead-lettered after exactly max_deliveries, with its error",
+        arguments: RedisBackend.allCases)
+    func alwaysFailDeadLetters(redis backend: RedisBackend) async throws {
+        let probe = try ProbeHarness(redisURL: backend.url)
         let worker = try probe.startWorker()
         defer { probe.stop(worker) }
         let message = try probe.send("AlwaysFail")
@@ -140,9 +146,11 @@ struct DeliveryTests {
         #expect(try probe.inboxCount() == 1)
     }
 
-    @Test("poison goes to the dead stream at once with a reason; good messages behind it flow")
-    func poison() async throws {
-        let probe = try ProbeHarness()
+    @Test(
+        "poison goes to the dead stream at once with a reason; good messages behind it flow",
+        arguments: RedisBackend.allCases)
+    func poison(redis backend: RedisBackend) async throws {
+        let probe = try ProbeHarness(redisURL: backend.url)
         let worker = try probe.startWorker()
         defer { probe.stop(worker) }
         try probe.sendRaw([StreamField("type", "Record"), StreamField("data", "{}")])
@@ -164,9 +172,11 @@ struct DeliveryTests {
         try await eventually("nothing pending") { try probe.pendingCount() == 0 }
     }
 
-    @Test("fuzz: random and truncated envelopes all end in the dead stream with a reason; the worker survives")
-    func fuzzedEnvelopes() async throws {
-        let probe = try ProbeHarness()
+    @Test(
+        "fuzz: random and truncated envelopes all end in the dead stream with a reason; the worker survives",
+        arguments: RedisBackend.allCases)
+    func fuzzedEnvelopes(redis backend: RedisBackend) async throws {
+        let probe = try ProbeHarness(redisURL: backend.url)
         let worker = try probe.startWorker()
         defer { probe.stop(worker) }
         func random(_ length: Int) -> String {
@@ -203,9 +213,9 @@ struct DeliveryTests {
         try await eventually("the worker still handles good messages") { try probe.recordCount() == 1 }
     }
 
-    @Test("a message over max_message_bytes is poison, dead-lettered unread")
-    func oversized() async throws {
-        let probe = try ProbeHarness()
+    @Test("a message over max_message_bytes is poison, dead-lettered unread", arguments: RedisBackend.allCases)
+    func oversized(redis backend: RedisBackend) async throws {
+        let probe = try ProbeHarness(redisURL: backend.url)
         let worker = try probe.startWorker()
         defer { probe.stop(worker) }
         try probe.send("Record", "{\"key\":\"" + String(repeating: "x", count: 1_100_000) + "\",\"value\":1}")
@@ -216,9 +226,11 @@ struct DeliveryTests {
         #expect(try probe.deadLetters()[0].errorText.contains("over max_message_bytes"))
     }
 
-    @Test("an event type without a handler on a subscribed stream is acknowledged and skipped, not dead")
-    func unhandledEventOnSubscription() async throws {
-        let probe = try ProbeHarness()
+    @Test(
+        "an event type without a handler on a subscribed stream is acknowledged and skipped, not dead",
+        arguments: RedisBackend.allCases)
+    func unhandledEventOnSubscription(redis backend: RedisBackend) async throws {
+        let probe = try ProbeHarness(redisURL: backend.url)
         let events = probe.name + "-feed.events"
         probe.topology.services[0].subscribes = [events]
         let worker = try probe.startWorker()
@@ -232,9 +244,9 @@ struct DeliveryTests {
         #expect(try probe.deadLetters().isEmpty)
     }
 
-    @Test("a business rejection is a failed result, acknowledged, not retried")
-    func rejection() async throws {
-        let probe = try ProbeHarness()
+    @Test("a business rejection is a failed result, acknowledged, not retried", arguments: RedisBackend.allCases)
+    func rejection(redis backend: RedisBackend) async throws {
+        let probe = try ProbeHarness(redisURL: backend.url)
         let worker = try probe.startWorker()
         defer { probe.stop(worker) }
         let message = try probe.send("Reject", "{\"reason\":\"insufficient funds\"}")
@@ -245,9 +257,9 @@ struct DeliveryTests {
         #expect(try probe.deadLetters().isEmpty)
     }
 
-    @Test("immediate queries in handlers see earlier messages' queued writes")
-    func immediateQueries() async throws {
-        let probe = try ProbeHarness()
+    @Test("immediate queries in handlers see earlier messages' queued writes", arguments: RedisBackend.allCases)
+    func immediateQueries(redis backend: RedisBackend) async throws {
+        let probe = try ProbeHarness(redisURL: backend.url)
         let worker = try probe.startWorker()
         defer { probe.stop(worker) }
         for index in 0..<50 {
