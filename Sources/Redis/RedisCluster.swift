@@ -4,6 +4,7 @@
 // node (every node written before any is read) with replies returned in the caller's order.
 
 import Foundation
+import Synchronization
 
 /// The cluster side of a ``RedisConnection``. Not thread-safe, like the connection that owns it.
 final class RedisCluster {
@@ -17,11 +18,34 @@ final class RedisCluster {
     /// How many redirections or TRYAGAINs one command may meet before failing.
     static let maxRedirects = 8
 
-    init(seed: RedisNode, map: RedisClusterMap) {
+    /// The configuration the connection was made with (its endpoint names the cluster in
+    /// ``knownNodes``).
+    private let origin: RedisConfiguration
+
+    init(seed: RedisNode, map: RedisClusterMap, origin: RedisConfiguration) {
         self.configuration = seed.configuration
+        self.origin = origin
         self.map = map
-        self.seeds = [seed.configuration.endpoint]
+        var seeds = [origin.endpoint] + origin.otherSeeds
+        if !seeds.contains(seed.configuration.endpoint) { seeds.append(seed.configuration.endpoint) }
+        self.seeds = seeds
         nodes[seed.configuration.endpoint] = seed
+        Self.remember(map, for: origin)
+    }
+
+    /// The nodes of each cluster this process has connected to, by the endpoint of its URL: a
+    /// new connection tries them when that node is down (it failed over, and the URL still
+    /// names it).
+    private static let known = Mutex<[String: [String]]>([:])
+
+    /// The nodes last seen in the cluster `configuration` names.
+    static func knownNodes(of configuration: RedisConfiguration) -> [String] {
+        known.withLock { $0[configuration.endpoint] ?? [] }
+    }
+
+    private static func remember(_ map: RedisClusterMap, for origin: RedisConfiguration) {
+        let nodes = map.allNodes
+        known.withLock { $0[origin.endpoint] = nodes }
     }
 
     func close() {
@@ -35,14 +59,9 @@ final class RedisCluster {
     /// The connection to `endpoint`, created (not yet connected) on first use.
     func node(_ endpoint: String) throws -> RedisNode {
         if let node = nodes[endpoint] { return node }
-        guard let colon = endpoint.lastIndex(of: ":"), let port = Int(endpoint[endpoint.index(after: colon)...]) else {
+        guard let settings = configuration.at(endpoint) else {
             throw RedisError.unexpectedReply(command: "CLUSTER SLOTS", reply: "bad node address '\(endpoint)'")
         }
-        var host = String(endpoint[..<colon])
-        if host.hasPrefix("[") { host = String(host.dropFirst().dropLast()) }
-        var settings = configuration
-        settings.host = host
-        settings.port = port
         let node = try RedisNode(configuration: settings, connectNow: false)
         nodes[endpoint] = node
         return node
@@ -62,6 +81,7 @@ final class RedisCluster {
                 guard !fresh.shards.isEmpty else { continue }
                 map = fresh
                 stale = false
+                Self.remember(fresh, for: origin)
                 return
             } catch {
                 lastError = error

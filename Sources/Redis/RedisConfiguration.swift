@@ -27,6 +27,9 @@ public struct RedisConfiguration: Sendable, Equatable, CustomStringConvertible {
     public var reconnectDelay: Double
     /// Upper bound of the reconnect delay, in seconds.
     public var maxReconnectDelay: Double
+    /// More nodes of the same Redis Cluster (`host:port`), tried in order when the first does
+    /// not answer: `redis://h1:7000,h2:7001,h3:7002/0`.
+    public var otherSeeds: [String] = []
 
     /// Creates a configuration from parts.
     public init(
@@ -72,7 +75,14 @@ public struct RedisConfiguration: Sendable, Equatable, CustomStringConvertible {
                 password = try Self.percentDecoded(String(credentials), fail)
             }
         }
-        var host = String(rest)
+        var seeds = rest.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+        var host = seeds.removeFirst()
+        for seed in seeds {
+            guard !seed.isEmpty else { throw fail("empty node in the list of cluster nodes") }
+            guard let colon = seed.lastIndex(of: ":"), let seedPort = Int(seed[seed.index(after: colon)...]),
+                (1...65535).contains(seedPort), colon != seed.startIndex
+            else { throw fail("cluster node '\(seed)' is not host:port") }
+        }
         var port = 6379
         if host.hasPrefix("[") {
             guard let close = host.firstIndex(of: "]") else { throw fail("unclosed '[' in IPv6 host") }
@@ -98,6 +108,21 @@ public struct RedisConfiguration: Sendable, Equatable, CustomStringConvertible {
             database = db
         }
         self.init(host: host, port: port, username: username, password: password, database: database)
+        self.otherSeeds = seeds
+    }
+
+    /// The same settings for the server at `endpoint` (`host:port` or `[v6]:port`), or nil
+    /// when `endpoint` is not of that form.
+    public func at(_ endpoint: String) -> RedisConfiguration? {
+        guard let colon = endpoint.lastIndex(of: ":"), let port = Int(endpoint[endpoint.index(after: colon)...])
+        else { return nil }
+        var host = String(endpoint[..<colon])
+        if host.hasPrefix("[") { host = String(host.dropFirst().dropLast()) }
+        var settings = self
+        settings.host = host
+        settings.port = port
+        settings.otherSeeds = []
+        return settings
     }
 
     /// `host:port`, used to name the server in errors and logs.
@@ -109,7 +134,7 @@ public struct RedisConfiguration: Sendable, Equatable, CustomStringConvertible {
         if username != nil || password != nil {
             credentials = (username ?? "") + (password != nil ? ":***" : "") + "@"
         }
-        return "redis://\(credentials)\(endpoint)/\(database)"
+        return "redis://\(credentials)" + ([endpoint] + otherSeeds).joined(separator: ",") + "/\(database)"
     }
 
     static func redact(_ url: String) -> String {

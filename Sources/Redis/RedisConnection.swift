@@ -36,7 +36,7 @@ public final class RedisConnection: @unchecked Sendable {
     /// is; throws ``RedisError`` naming the endpoint when it cannot.
     public init(configuration: RedisConfiguration) throws {
         self.configuration = configuration
-        let seed = try RedisNode(configuration: configuration)
+        let seed = try Self.firstAnswering(configuration)
         let reply: RedisReply
         do {
             reply = try seed.command(["CLUSTER", "SLOTS"])
@@ -49,7 +49,24 @@ public final class RedisConnection: @unchecked Sendable {
             throw RedisError.connectionFailed(
                 endpoint: configuration.endpoint, reason: "the Redis Cluster node serves no slots yet (CLUSTERDOWN)")
         }
-        mode = .cluster(RedisCluster(seed: seed, map: map))
+        mode = .cluster(RedisCluster(seed: seed, map: map, origin: configuration))
+    }
+
+    /// A connection to the URL's server or, when it does not answer, to the first that does of
+    /// the URL's other cluster nodes and the nodes this process last saw in that cluster (the
+    /// named node may have died in a failover).
+    private static func firstAnswering(_ configuration: RedisConfiguration) throws -> RedisNode {
+        do {
+            return try RedisNode(configuration: configuration)
+        } catch let error as RedisError where error.isConnectionError {
+            var tried: Set<String> = [configuration.endpoint]
+            for endpoint in configuration.otherSeeds + RedisCluster.knownNodes(of: configuration)
+            where tried.insert(endpoint).inserted {
+                guard let settings = configuration.at(endpoint) else { continue }
+                if let node = try? RedisNode(configuration: settings) { return node }
+            }
+            throw error
+        }
     }
 
     /// Parses `url` (`redis://[user:password@]host:port[/db]`) and connects.
