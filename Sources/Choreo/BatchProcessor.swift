@@ -18,6 +18,8 @@ final class BatchProcessor {
     /// Types answered as queries: read-only, so handled without an inbox row (a repeated query
     /// simply answers again).
     let queryTypes: Set<String>
+    /// When a publish counts as done (before its outbox rows are deleted).
+    let durability: RedisDurability
     let redis: RedisConnection
     let postgres: PostgresConnection?
     let consumer: String
@@ -32,6 +34,7 @@ final class BatchProcessor {
         self.service = service
         self.publisher = Publisher(service: definition, topology: topology)
         self.queryTypes = topology.queryTypes(of: definition.name)
+        self.durability = topology.redisDurability
         self.redis = redis
         self.postgres = postgres
         self.consumer = consumer
@@ -163,7 +166,19 @@ final class BatchProcessor {
     func settle(_ settlement: Settlement, prefetch: [String]? = nil) throws -> [StreamBatch] {
         let (writes, after) = Self.inOrder(settlement.commands)
         let prefetched = try redis.writeThen(writes, then: after, thenRead: prefetch)
-        if !settlement.outboxSeqs.isEmpty { unpurgedOutbox += settlement.outboxSeqs }
+        // Outbox rows go only once replicas have what they published (durability: replicated).
+        // Not replicated in time: the rows stay, and the outbox relay republishes them later
+        // (consumers' inboxes drop the copies) and deletes them once replicas acknowledge.
+        if !settlement.outboxSeqs.isEmpty {
+            do {
+                try redis.waitForReplicas(durability, keys: writes.compactMap { RedisSlot.keys(of: $0).first })
+                unpurgedOutbox += settlement.outboxSeqs
+            } catch let error as RedisError where !error.isConnectionError {
+                logger.warning(
+                    "published messages not yet on the replicas; the outbox relay publishes them again",
+                    metadata: ["error": "\(error)", "rows": "\(settlement.outboxSeqs.count)"])
+            }
+        }
         if prefetch == nil { try purgeOutbox() }
         // Acknowledged messages are counted in runs of one type and outcome (one counter
         // update per run, not per message).

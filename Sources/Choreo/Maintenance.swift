@@ -142,6 +142,8 @@ public final class Maintenance: Sendable {
                     seqs.append(seq)
                 }
                 try redis.pipelineCheckingErrors(commands)
+                try redis.waitForReplicas(
+                    topology.redisDurability, keys: commands.compactMap { RedisSlot.keys(of: $0).first })
                 try tx.query(RuntimeSchema.outboxDelete(schema), [seqs])
                 return messages
             }

@@ -1,6 +1,8 @@
 // Topology: the services, their streams and policies, and the HTTP routes, as read from
 // streams.yml. The gateway and the workers are generic over it.
 
+import Redis
+
 /// One service of the topology: a worker pool with its own schema and streams.
 public struct ServiceDefinition: Sendable, Equatable {
     /// The service name; also the consumer group name on every stream it reads.
@@ -121,6 +123,9 @@ public struct RouteDefinition: Sendable, Equatable {
 public struct Topology: Sendable, Equatable {
     /// Redis URL (the `REDIS_URL` environment variable overrides the file).
     public var redisURL: String
+    /// When a Redis write counts as done (`redis.durability` in streams.yml; the
+    /// `CHOREO_REDIS_DURABILITY` environment variable overrides it).
+    public var redisDurability = RedisDurability.acknowledged
     /// Postgres URL (the `DATABASE_URL` environment variable overrides the file).
     public var postgresURL: String
     /// The services, in file order.

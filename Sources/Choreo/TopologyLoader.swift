@@ -2,6 +2,7 @@
 // file, the key path, the line and the problem; applies environment overrides.
 
 import Foundation
+import Redis
 import Yams
 
 extension Topology {
@@ -16,6 +17,14 @@ extension Topology {
         }
         var topology = try parse(yaml: text, file: name)
         if let url = environment["REDIS_URL"], !url.isEmpty { topology.redisURL = url }
+        if let level = environment["CHOREO_REDIS_DURABILITY"], !level.isEmpty {
+            guard let parsed = RedisDurability.Level(rawValue: level) else {
+                throw TopologyError(
+                    file: "environment", path: "CHOREO_REDIS_DURABILITY", line: nil,
+                    message: "must be acknowledged or replicated (got '\(level)')")
+            }
+            topology.redisDurability.level = parsed
+        }
         if let url = environment["DATABASE_URL"], !url.isEmpty { topology.postgresURL = url }
         for index in topology.services.indices {
             let variable = Topology.postgresURLVariable(topology.services[index].name)
@@ -109,6 +118,26 @@ private struct TopologyReader {
         return try sequence.enumerated().map { index, item in try string(item, "\(path)[\(index)]") }
     }
 
+    /// `redis: {url, durability, replicas, replica_timeout}`.
+    func redis(_ node: Node, into topology: inout Topology) throws {
+        for (name, item) in try mapping(node, "redis", allowed: ["url", "durability", "replicas", "replica_timeout"]) {
+            switch name {
+            case "url": topology.redisURL = try string(item, "redis.url")
+            case "durability":
+                let text = try string(item, "redis.durability")
+                guard let level = RedisDurability.Level(rawValue: text) else {
+                    throw fail("redis.durability", item, "must be acknowledged or replicated (got '\(text)')")
+                }
+                topology.redisDurability.level = level
+            case "replicas":
+                let count = try int(item, "redis.replicas")
+                guard count >= 1 else { throw fail("redis.replicas", item, "must be at least 1") }
+                topology.redisDurability.replicas = count
+            default: topology.redisDurability.timeout = try duration(item, "redis.replica_timeout")
+            }
+        }
+    }
+
     func topology(_ root: Node) throws -> Topology {
         var topology = Topology(services: [])
         var defaults = ServicePolicy()
@@ -120,7 +149,12 @@ private struct TopologyReader {
             switch key {
             case "version":
                 guard try int(value, key) == 1 else { throw fail(key, value, "only version 1 is supported") }
-            case "redis": topology.redisURL = try string(value, key)
+            case "redis":
+                if value.mapping != nil {
+                    try redis(value, into: &topology)
+                } else {
+                    topology.redisURL = try string(value, key)
+                }
             case "postgres": topology.postgresURL = try string(value, key)
             case "defaults": defaults = try policy(value, "defaults", base: ServicePolicy())
             case "results":

@@ -96,7 +96,9 @@ public final class CommandStore: Sendable {
     /// Opens `poolSize` connections to the topology's Redis.
     public init(topology: Topology, poolSize: Int = 1) throws {
         self.topology = topology
-        self.clients = try (0..<max(1, poolSize)).map { _ in try RedisClient(url: topology.redisURL) }
+        self.clients = try (0..<max(1, poolSize)).map { _ in
+            try RedisClient(url: topology.redisURL, durability: topology.redisDurability)
+        }
     }
 
     /// A client, round robin.

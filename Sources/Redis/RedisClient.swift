@@ -58,8 +58,12 @@ public final class RedisClient: Sendable {
         /// One signal per hand-over of the connection to the client's thread.
         let wakeup = DispatchSemaphore(value: 0)
         let connection: RedisConnection
+        let durability: RedisDurability
 
-        init(connection: RedisConnection) { self.connection = connection }
+        init(connection: RedisConnection, durability: RedisDurability) {
+            self.connection = connection
+            self.durability = durability
+        }
 
         /// Queues `job`; hands the connection to the client's thread if nobody owns it.
         func submit(_ job: Job) {
@@ -199,6 +203,18 @@ public final class RedisClient: Sendable {
                     next += count
                 }
             }
+            if durability.waits, !transactions.isEmpty {
+                // Transactions count once replicas have them: wait on every master written to.
+                let keys = transactions.flatMap { $0.commands.compactMap { RedisSlot.keys(of: $0).first } }
+                do {
+                    try connection.waitForReplicas(durability, keys: keys)
+                } catch {
+                    for transaction in transactions {
+                        for part in transaction.parts { part.completion(.failure(error)) }
+                    }
+                    return
+                }
+            }
             for (transaction, start) in zip(transactions, blocks) {
                 // The queueing replies (QUEUED, or the refusal that made EXEC abort) come before EXEC.
                 let count = transaction.commands.count
@@ -248,9 +264,11 @@ public final class RedisClient: Sendable {
 
     private let shared: Shared
 
-    /// Connects to `configuration` (blocking the caller while it connects).
-    public init(configuration: RedisConfiguration) throws {
-        let shared = Shared(connection: try RedisConnection(configuration: configuration))
+    /// Connects to `configuration` (blocking the caller while it connects). With `durability`
+    /// ``RedisDurability/Level/replicated``, a transaction is answered only once replicas
+    /// acknowledged it (`WAIT` after each round trip that carried transactions).
+    public init(configuration: RedisConfiguration, durability: RedisDurability = .acknowledged) throws {
+        let shared = Shared(connection: try RedisConnection(configuration: configuration), durability: durability)
         self.shared = shared
         let thread = Thread { shared.run() }
         thread.name = "choreo.redis.\(configuration.endpoint)"
@@ -258,8 +276,8 @@ public final class RedisClient: Sendable {
     }
 
     /// Connects to the server at `url`.
-    public convenience init(url: String) throws {
-        try self.init(configuration: RedisConfiguration(url: url))
+    public convenience init(url: String, durability: RedisDurability = .acknowledged) throws {
+        try self.init(configuration: RedisConfiguration(url: url), durability: durability)
     }
 
     deinit {

@@ -302,6 +302,28 @@ final class RedisCluster {
         return replies
     }
 
+    // MARK: Replication
+
+    /// `WAIT count timeout` on every master holding `keys` (all written to before any is read).
+    func waitForReplicas(_ count: Int, timeoutMilliseconds: Int, keys: [String]) throws {
+        var endpoints: [String] = []
+        for key in keys {
+            let endpoint = try master(ofSlot: RedisSlot.of(key), key: key)
+            if !endpoints.contains(endpoint) { endpoints.append(endpoint) }
+        }
+        let wait = ["WAIT", String(count), String(timeoutMilliseconds)]
+        for endpoint in endpoints { try node(endpoint).writePipeline([wait]) }
+        var shortfall: RedisError?
+        for endpoint in endpoints {
+            let reply = try node(endpoint).readReplies(1)[0]
+            let acknowledged = reply.int ?? 0
+            if acknowledged < count, shortfall == nil {
+                shortfall = .notReplicated(endpoint: endpoint, acknowledged: acknowledged, required: count)
+            }
+        }
+        if let shortfall { throw shortfall }
+    }
+
     // MARK: Every node
 
     /// Runs `arguments` on every master (and with `replicas`, every replica too).

@@ -234,6 +234,25 @@ public final class RedisConnection: @unchecked Sendable {
         }
     }
 
+    /// Waits until `durability`'s replicas acknowledged every write this connection sent to
+    /// the servers holding `keys` (`WAIT`, on each master involved); nothing with
+    /// ``RedisDurability/acknowledged``. Throws ``RedisError/notReplicated(endpoint:acknowledged:required:)``
+    /// when fewer acknowledged in time (an outage: retry the writes).
+    public func waitForReplicas(_ durability: RedisDurability, keys: [String]) throws {
+        guard durability.waits, !keys.isEmpty else { return }
+        let milliseconds = max(1, Int(durability.timeout * 1000))
+        switch mode {
+        case .standalone(let node):
+            let acknowledged = try node.command(["WAIT", String(durability.replicas), String(milliseconds)]).int ?? 0
+            if acknowledged < durability.replicas {
+                throw RedisError.notReplicated(
+                    endpoint: node.configuration.endpoint, acknowledged: acknowledged, required: durability.replicas)
+            }
+        case .cluster(let cluster):
+            try cluster.waitForReplicas(durability.replicas, timeoutMilliseconds: milliseconds, keys: keys)
+        }
+    }
+
     /// `commands` grouped by hash slot (order kept within a slot), each group of several as
     /// one `MULTI` ... `EXEC`.
     static func atomicPerSlot(_ commands: [[String]]) -> [[String]] {

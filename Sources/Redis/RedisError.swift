@@ -19,6 +19,9 @@ public enum RedisError: Error, Sendable, Equatable, CustomStringConvertible {
     /// A command (or transaction) would touch keys in several hash slots of a Redis Cluster: a
     /// programming error (keep such keys in one slot with a hash tag), raised before sending.
     case crossSlot(command: String, keys: [String])
+    /// Fewer replicas than required acknowledged the writes in time (`WAIT`): the write may
+    /// be lost in a failover, so it does not count yet.
+    case notReplicated(endpoint: String, acknowledged: Int, required: Int)
     /// No node of the Redis Cluster serves the key's hash slot (an incomplete cluster, or one in
     /// the middle of a failover).
     case slotNotCovered(slot: Int, key: String)
@@ -37,6 +40,7 @@ public enum RedisError: Error, Sendable, Equatable, CustomStringConvertible {
     public var isUnavailable: Bool {
         if isConnectionError { return true }
         if case .slotNotCovered = self { return true }
+        if case .notReplicated = self { return true }
         guard let code = serverCode else { return false }
         return Self.unavailableCodes.contains(code)
     }
@@ -72,6 +76,10 @@ public enum RedisError: Error, Sendable, Equatable, CustomStringConvertible {
             return
                 "Redis \(command) would touch keys in different hash slots of the cluster: \(shown); "
                 + "keys of one atomic step must share a hash tag"
+        case .notReplicated(let endpoint, let acknowledged, let required):
+            return
+                "Redis at \(endpoint): \(acknowledged) of \(required) required replica(s) acknowledged the writes in time "
+                + "(durability: replicated)"
         case .slotNotCovered(let slot, let key):
             return
                 "no node of the Redis Cluster serves hash slot \(slot) (key '\(key)'): the cluster is incomplete "

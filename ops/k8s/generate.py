@@ -116,7 +116,11 @@ def main():
     keda = [{"apiVersion": "keda.sh/v1alpha1", "kind": "TriggerAuthentication", "metadata": {"name": "choreo-redis", "namespace": NS},
              "spec": {"secretTargetRef": [{"parameter": "password", "name": "choreo-urls", "key": "REDIS_PASSWORD"}]}}]
     for name, spec in services.items():
-        streams = [f"{name}.commands"] + list((spec or {}).get("consumes") or [])
+        # Redis keys carry the service's hash tag: `users.events` in streams.yml is `{users}.events`.
+        def key(stream):
+            service, _, kind = stream.rpartition(".")
+            return stream if stream.startswith("{") or kind not in ("events", "commands", "dead") else f"{{{service}}}.{kind}"
+        streams = [key(f"{name}.commands")] + [key(s) for s in (spec or {}).get("consumes") or []]
         triggers = [{"type": "redis-streams", "metadata": {"address": "redis.choreo.svc:6379", "stream": s, "consumerGroup": name,
                                                            "lagCount": "200", "activationLagCount": "1"},
                      "authenticationRef": {"name": "choreo-redis"}} for s in streams]
