@@ -24,6 +24,14 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 problems = []
 
 
+
+def stream_key(stream):
+    """The Redis key of a stream named in streams.yml: `users.events` is `{users}.events`."""
+    service, _, kind = stream.rpartition(".")
+    if stream.startswith("{") or kind not in ("events", "commands", "dead"):
+        return stream
+    return "{%s}.%s" % (service, kind)
+
 def problem(text):
     problems.append(text)
 
@@ -46,7 +54,7 @@ def topology():
         policy = dict(defaults)
         policy.update(spec.get("policy") or {})
         services[name] = {
-            "streams": [f"{name}.commands"] + list(spec.get("consumes") or []),
+            "streams": [stream_key(f"{name}.commands")] + [stream_key(s) for s in spec.get("consumes") or []],
             "shutdown": seconds(policy.get("shutdown_timeout", "20s")),
         }
     return services

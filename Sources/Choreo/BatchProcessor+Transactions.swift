@@ -187,7 +187,7 @@ extension BatchProcessor {
         if !undo.isEmpty { tail.append(PostgresStatement(RuntimeSchema.inboxDelete(schema), [undo])) }
         let purged = unpurgedOutbox
         if !purged.isEmpty {
-            tail.append(PostgresStatement(RuntimeSchema.outboxDelete(schema), [purged.map { Int($0) }]))
+            tail.append(PostgresStatement(RuntimeSchema.outboxPublished(schema), [purged.map { Int($0) }]))
         }
         let outboxIndex = tail.count
         if !messages.isEmpty {

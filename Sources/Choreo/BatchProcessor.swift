@@ -249,7 +249,7 @@ final class BatchProcessor {
     /// Deletes the published outbox rows still in the table.
     func purgeOutbox() throws {
         guard !unpurgedOutbox.isEmpty, let postgres, let schema = definition.schema else { return }
-        try postgres.query(RuntimeSchema.outboxDelete(schema), [unpurgedOutbox.map { Int($0) }])
+        try postgres.query(RuntimeSchema.outboxPublished(schema), [unpurgedOutbox.map { Int($0) }])
         unpurgedOutbox.removeAll()
     }
 

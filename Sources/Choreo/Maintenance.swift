@@ -36,6 +36,9 @@ public final class Maintenance: Sendable {
         public var gauges: Double = 5
         /// Stream retention period (trimming what every group acknowledged, beyond `maxlen`).
         public var trim: Double = 1
+        /// How often the Redis servers' identity is compared with the one the outbox rows were
+        /// published to (a change means Redis may have lost writes: the window is republished).
+        public var epoch: Double = 1
         /// Defaults.
         public init() {}
     }
@@ -81,6 +84,9 @@ public final class Maintenance: Sendable {
                 guard let redis else { continue }
                 if due("heartbeat", intervals.heartbeat) { try beat(redis) }
                 if let postgres, let schema = definition.schema {
+                    if due("epoch", intervals.epoch) {
+                        try checkEpoch(redis: redis, postgres: postgres, schema: schema)
+                    }
                     if due("relay", intervals.relay) { try relay(redis: redis, postgres: postgres, schema: schema) }
                     if due("prune", pruneBacklog ? 0 : intervals.prune) {
                         pruneBacklog = try prune(postgres: postgres, schema: schema)
@@ -110,7 +116,9 @@ public final class Maintenance: Sendable {
     /// Publishes outbox rows older than `relayAge` (left by a crash between commit and
     /// publish), locking them so that concurrent relays skip each other's rows.
     @discardableResult
-    public func relay(redis: RedisConnection, postgres: PostgresConnection, schema: String) throws -> Int {
+    public func relay(
+        redis: RedisConnection, postgres: PostgresConnection, schema: String, minimumAge: Double? = nil
+    ) throws -> Int {
         let publisher = Publisher(service: definition, topology: topology)
         var total = 0
         while isRunning {
@@ -118,9 +126,9 @@ public final class Maintenance: Sendable {
                 let rows = try tx.query(
                     """
                     SELECT seq, stream, fields, command_id, status FROM \(schema).outbox
-                    WHERE created_at < now() - make_interval(secs => $1)
+                    WHERE published_at IS NULL AND created_at < now() - make_interval(secs => $1)
                     ORDER BY seq LIMIT 20 FOR UPDATE SKIP LOCKED
-                    """, [intervals.relayAge]
+                    """, [minimumAge ?? intervals.relayAge]
                 ).rows
                 guard !rows.isEmpty else { return 0 }
                 var commands: [[String]] = []
@@ -144,7 +152,7 @@ public final class Maintenance: Sendable {
                 try redis.pipelineCheckingErrors(commands)
                 try redis.waitForReplicas(
                     topology.redisDurability, keys: commands.compactMap { RedisSlot.keys(of: $0).first })
-                try tx.query(RuntimeSchema.outboxDelete(schema), [seqs])
+                try tx.query(RuntimeSchema.outboxPublished(schema), [seqs])
                 return messages
             }
             total += count
@@ -152,6 +160,37 @@ public final class Maintenance: Sendable {
         }
         if total > 0 { logger.info("outbox relay published leftovers", metadata: ["count": "\(total)"]) }
         return total
+    }
+
+    /// Republishes the outbox rows of the republish window when the Redis servers are not the
+    /// ones they were published to: a master's run id or replication id changed (a restart,
+    /// possibly from an older snapshot or an AOF that lost its last second, or a failover to a
+    /// replica that had not received everything). Consumers' inboxes drop the copies. One
+    /// process per service wins the change and resets the rows; the relay publishes them.
+    func checkEpoch(redis: RedisConnection, postgres: PostgresConnection, schema: String) throws {
+        let epoch = try RedisEpoch.read(redis)
+        let republished = try postgres.transaction { tx -> Int? in
+            let stored = try tx.query(
+                "INSERT INTO \(schema).redis_epoch (id, epoch) VALUES (1, $1) ON CONFLICT (id) DO NOTHING RETURNING id",
+                [epoch.text])
+            guard stored.rows.isEmpty else { return nil }
+            let changed = try tx.query(
+                """
+                UPDATE \(schema).redis_epoch SET epoch = $1, seen_at = now() WHERE id = 1 AND epoch <> $1
+                RETURNING id
+                """, [epoch.text])
+            guard !changed.rows.isEmpty else { return nil }
+            return try tx.query(
+                "UPDATE \(schema).outbox SET published_at = NULL WHERE published_at IS NOT NULL"
+            ).affectedRows
+        }
+        if let republished {
+            metrics.redisEpochChanged()
+            logger.warning(
+                "Redis is not the server the outbox was published to (restart or failover): republishing the window",
+                metadata: ["epoch": "\(epoch.text)", "rows": "\(republished)"])
+            try relay(redis: redis, postgres: postgres, schema: schema, minimumAge: 0)
+        }
     }
 
     /// Rows deleted per pruning statement.
@@ -177,6 +216,13 @@ public final class Maintenance: Sendable {
             total += result.affectedRows
             more = result.affectedRows == Self.pruneChunk
         } while more && isRunning && Date().timeIntervalSince(started) < intervals.pruneBudget
+        // Published outbox rows older than the republish window.
+        try postgres.query(
+            """
+            DELETE FROM \(schema).outbox WHERE seq IN (
+                SELECT seq FROM \(schema).outbox WHERE published_at < now() - make_interval(secs => $1)
+                ORDER BY seq LIMIT \(Self.pruneChunk) FOR UPDATE SKIP LOCKED)
+            """, [topology.redisDurability.republishWindow])
         if total > 0 {
             metrics.pruned(count: total)
             logger.debug("pruned inbox rows", metadata: ["count": "\(total)", "more": "\(more)"])

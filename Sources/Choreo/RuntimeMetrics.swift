@@ -65,6 +65,12 @@ public final class RuntimeMetrics: Sendable {
         metric(label, dimensions) { Timer(label: $0, dimensions: $1, preferredDisplayUnit: .seconds) }
     }
 
+    /// Counts a change of the Redis servers' identity (`choreo_redis_epoch_changes_total`):
+    /// a restart or failover after which the outbox window was republished.
+    public func redisEpochChanged() {
+        counter("choreo_redis_epoch_changes_total", []).increment()
+    }
+
     /// A gauge of this service.
     public func gauge(_ label: String, _ dimensions: [(String, String)] = []) -> Gauge {
         metric(label, dimensions) { Gauge(label: $0, dimensions: $1) }

@@ -9,9 +9,13 @@ import Postgres
 ///   and correlation for tracing; pruned after the retention window (BRIN on `processed_at`).
 ///   There is deliberately no index on `correlation`: it cost about 30 % of a no-op batch's
 ///   throughput, and a trace scans one saga's time window instead.
-/// - `outbox`: messages emitted by committed transactions and not yet published: one row per
-///   committed batch (`stream` = `*`, `fields` the batch's messages as JSON), or, from older
-///   versions, one row per message; the relay reads both.
+/// - `outbox`: messages emitted by committed transactions: one row per committed batch
+///   (`stream` = `*`, `fields` the batch's messages as JSON), or, from older versions, one row
+///   per message; the relay reads both. A published row is kept for the republish window
+///   (`published_at` set), so that what Redis loses (a failover to a replica that had not
+///   received it, a restart from an older snapshot) is published again.
+/// - `redis_epoch`: the identity of the Redis servers the rows were published to (run ids and
+///   replication ids of the masters); a change means Redis may have lost writes.
 public enum RuntimeSchema {
     /// The runtime's migration, applied before the service's own.
     public static let migration = Migration(
@@ -35,10 +39,25 @@ public enum RuntimeSchema {
             );
             """)
 
-    /// Applies the runtime's and the service's migrations to `schema`.
+    /// Applies the runtime's and the service's migrations to `schema`, then the runtime's
+    /// additive upgrades (idempotent; service migration numbers stay the services' own).
     @discardableResult
     public static func migrate(schema: String, service: Service, on connection: PostgresConnection) throws -> [Int] {
-        try Migrator(schema: schema, migrations: [migration] + service.migrations).migrate(on: connection)
+        let applied = try Migrator(schema: schema, migrations: [migration] + service.migrations).migrate(on: connection)
+        try connection.execute(upgrades(schema))
+        return applied
+    }
+
+    /// Columns and tables added after version 0.
+    static func upgrades(_ schema: String) -> String {
+        """
+        ALTER TABLE \(schema).outbox ADD COLUMN IF NOT EXISTS published_at timestamptz;
+        CREATE TABLE IF NOT EXISTS \(schema).redis_epoch (
+            id int PRIMARY KEY CHECK (id = 1),
+            epoch text NOT NULL,
+            seen_at timestamptz NOT NULL DEFAULT now()
+        );
+        """
     }
 
     static func inboxInsert(_ schema: String) -> String {
@@ -66,7 +85,8 @@ public enum RuntimeSchema {
         "INSERT INTO \(schema).outbox (stream, fields) VALUES ('\(OutboxMessage.batchRow)', $1) RETURNING seq"
     }
 
-    static func outboxDelete(_ schema: String) -> String {
-        "DELETE FROM \(schema).outbox WHERE seq = ANY($1::bigint[])"
+    /// Marks rows published; they stay for the republish window.
+    static func outboxPublished(_ schema: String) -> String {
+        "UPDATE \(schema).outbox SET published_at = now() WHERE seq = ANY($1::bigint[])"
     }
 }

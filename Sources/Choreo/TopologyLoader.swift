@@ -120,7 +120,9 @@ private struct TopologyReader {
 
     /// `redis: {url, durability, replicas, replica_timeout}`.
     func redis(_ node: Node, into topology: inout Topology) throws {
-        for (name, item) in try mapping(node, "redis", allowed: ["url", "durability", "replicas", "replica_timeout"]) {
+        for (name, item) in try mapping(
+            node, "redis", allowed: ["url", "durability", "replicas", "replica_timeout", "republish_window"])
+        {
             switch name {
             case "url": topology.redisURL = try string(item, "redis.url")
             case "durability":
@@ -133,6 +135,8 @@ private struct TopologyReader {
                 let count = try int(item, "redis.replicas")
                 guard count >= 1 else { throw fail("redis.replicas", item, "must be at least 1") }
                 topology.redisDurability.replicas = count
+            case "republish_window":
+                topology.redisDurability.republishWindow = try duration(item, "redis.republish_window")
             default: topology.redisDurability.timeout = try duration(item, "redis.replica_timeout")
             }
         }

@@ -4,7 +4,8 @@ import Choreo
 import Foundation
 
 /// A `redis-server` of a test's own, on a free loopback port with data in a temporary folder.
-/// AOF is on (`appendfsync always`), so a restart keeps every acknowledged write.
+/// AOF is on (`appendfsync always`), so a restart keeps every acknowledged write; with
+/// `appendOnly` false, a restart loads the last `SAVE` snapshot and loses what came after.
 public final class EphemeralRedis: @unchecked Sendable {
     /// The port it listens on (kept across restarts).
     public let port: Int
@@ -13,9 +14,11 @@ public final class EphemeralRedis: @unchecked Sendable {
     /// `redis://127.0.0.1:port/0`.
     public var url: String { "redis://127.0.0.1:\(port)/0" }
     private var pid: pid_t = 0
+    private let appendOnly: Bool
 
     /// Starts the server and waits until it answers.
-    public init() throws {
+    public init(appendOnly: Bool = true) throws {
+        self.appendOnly = appendOnly
         // Outside the kernel's ephemeral range: the server is restarted on the same port, and
         // meanwhile an outgoing connection could take a port from that range.
         self.port = try freePort(in: 20_000..<32_000)
@@ -32,7 +35,8 @@ public final class EphemeralRedis: @unchecked Sendable {
             "/usr/bin/redis-server",
             [
                 "--port", String(port), "--bind", "127.0.0.1", "--dir", directory, "--save", "",
-                "--appendonly", "yes", "--appendfsync", "always", "--logfile", directory + "/redis.log",
+                "--appendonly", appendOnly ? "yes" : "no", "--appendfsync", "always", "--logfile",
+                directory + "/redis.log",
             ])
         let deadline = Date().addingTimeInterval(10)
         while Date() < deadline {

@@ -98,10 +98,14 @@ public final class ProbeHarness: @unchecked Sendable {
         try postgres.query("SELECT count(*) AS n FROM \(name).inbox").first?.decode(Int.self, "n") ?? 0
     }
 
-    /// Messages left in the outbox (a row holds a batch's messages).
+    /// Messages in the outbox not yet published (a row holds a batch's messages; published
+    /// rows stay for the republish window).
     public func outboxCount() throws -> Int {
         try postgres.query(
-            "SELECT coalesce(sum(json_array_length(fields::json)), 0)::bigint AS n FROM \(name).outbox"
+            """
+            SELECT coalesce(sum(json_array_length(fields::json)), 0)::bigint AS n FROM \(name).outbox
+            WHERE published_at IS NULL
+            """
         ).first?.decode(Int.self, "n") ?? 0
     }
 

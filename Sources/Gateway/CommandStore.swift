@@ -91,7 +91,7 @@ public final class CommandStore: Sendable {
     private let liveness = Mutex<[String: (checked: Date, live: Bool)]>([:])
     private let pressures = Mutex<[String: (checked: Date, pressure: Pressure)]>([:])
     /// How long a liveness or lag reading is trusted, in seconds.
-    static let readingLifetime: TimeInterval = 1
+    static let readingLifetime: TimeInterval = 2
 
     /// Opens `poolSize` connections to the topology's Redis.
     public init(topology: Topology, poolSize: Int = 1) throws {
@@ -233,7 +233,7 @@ public final class CommandStore: Sendable {
         return CommandRecord(id: id, fields: reply.fieldMap.compactMapValues(\.string))
     }
 
-    /// Whether `service` has a live worker (heartbeat within 10 s), cached for one second.
+    /// Whether `service` has a live worker (heartbeat within 10 s), cached for ``readingLifetime`` (2 s).
     public func hasLiveWorker(_ service: String, fresh: Bool = false) async throws -> Bool {
         if !fresh, let cached = liveness.withLock({ $0[service] }),
             Date().timeIntervalSince(cached.checked) < Self.readingLifetime
@@ -287,7 +287,7 @@ public final class CommandStore: Sendable {
     }
 
     /// Whether `service` may take a command, judged only from the liveness and pressure
-    /// readings of the last second, without Redis: nil when a needed reading is missing or older.
+    /// readings of the last ``readingLifetime``, without Redis: nil when a needed reading is missing or older.
     func hasCapacity(_ service: ServiceDefinition, requireLiveWorker: Bool, backpressure: Bool) -> Bool? {
         let now = Date()
         if requireLiveWorker {

@@ -29,7 +29,7 @@ extension Gateway {
                     _ = try? await store.pressure(service, fresh: true)
                 }
             }
-            try? await Task.sleep(nanoseconds: UInt64(CommandStore.readingLifetime * 400_000_000))
+            try? await Task.sleep(nanoseconds: UInt64(CommandStore.readingLifetime * 250_000_000))
         }
     }
 

@@ -19,6 +19,10 @@ public struct RedisDurability: Sendable, Equatable, CustomStringConvertible {
     public var replicas: Int
     /// How long to wait for them, in seconds; fewer in time is an outage (the write is retried).
     public var timeout: Double
+    /// How long published outbox rows are kept, in seconds, to be published again when Redis
+    /// turns out to have lost writes (a restart or failover seen by the workers). Longer than
+    /// a failover plus its detection; default 30 s.
+    public var republishWindow: Double = 30
 
     /// A durability setting.
     public init(level: Level = .acknowledged, replicas: Int = 1, timeout: Double = 1) {

@@ -99,8 +99,10 @@ struct DeliveryTests {
         let probe = try ProbeHarness(redisURL: backend.url)
         // Another session holds the lock the handlers need, longer than the batch lock timeout
         // (50 ms) and the first retry delay (200 ms) together.
-        _ = try probe.postgres.query("SELECT pg_advisory_lock(hashtext('hot'))")
-        let sent = try (0..<5).map { try probe.send("LockedRecord", "{\"key\":\"hot\",\"value\":\($0)}") }
+        // The lock is the probe's own: the test runs on both backends at once.
+        let hot = probe.name
+        _ = try probe.postgres.query("SELECT pg_advisory_lock(hashtext($1))", [hot])
+        let sent = try (0..<5).map { try probe.send("LockedRecord", "{\"key\":\"\(hot)\",\"value\":\($0)}") }
         let worker = try probe.startWorker()
         defer { probe.stop(worker) }
         // A handler's lock wait outlasts the batch lock timeout (50 ms) several times over:
@@ -111,14 +113,14 @@ struct DeliveryTests {
             )
             return try rows.first?.decode(Int.self, "n") ?? 0 >= 1
         }
-        _ = try probe.postgres.query("SELECT pg_advisory_unlock(hashtext('hot'))")
+        _ = try probe.postgres.query("SELECT pg_advisory_unlock(hashtext($1))", [hot])
         try await eventually("every message handled") {
             try sent.allSatisfy { try probe.command($0.id)["status"] == "succeeded" }
         }
         // Each succeeded on its first delivery: the batch was redone message by message and
         // waited for the lock instead of failing the deliveries.
         for message in sent {
-            #expect(try probe.command(message.id)["result"] == "{\"key\":\"hot\",\"value\":1}")
+            #expect(try probe.command(message.id)["result"] == "{\"key\":\"\(hot)\",\"value\":1}")
         }
         #expect(try probe.deadLetters().isEmpty)
     }

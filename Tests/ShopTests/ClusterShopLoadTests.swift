@@ -8,7 +8,7 @@ import Testing
 
 /// The whole shop (`choreo up`: gateway and four services) on the Redis Cluster of ops/test.
 @Suite("Reference system on a Redis Cluster", .timeLimit(.minutes(5)))
-struct ClusterShopTests {
+struct ClusterShopLoadTests {
     static func client() async throws -> ShopClient {
         ShopClient(base: try await ShopSystem.cluster.value.base)
     }
@@ -49,8 +49,9 @@ struct ClusterShopTests {
         }
         // The same Idempotency-Key: the same command, from the service's slot.
         let body = ShopTests.order(user, [(widget, 1)])
-        let first = try await client.submit("/v1/orders", body, idempotencyKey: "cluster-once")
-        let again = try await client.submit("/v1/orders", body, idempotencyKey: "cluster-once")
+        let onceKey = TestEnvironment.uniqueName("once")
+        let first = try await client.submit("/v1/orders", body, idempotencyKey: onceKey)
+        let again = try await client.submit("/v1/orders", body, idempotencyKey: onceKey)
         #expect(first == again)
     }
 
@@ -67,7 +68,7 @@ struct ClusterShopTests {
         #expect(report.undecided == 0)
         #expect(report.accepted == 1_000)
         #expect(report.confirmed > 0)
-        try await ClusterShopTests.expectCheckerGreen(system)
+        try await ClusterShopLoadTests.expectCheckerGreen(system)
     }
 
     @Test("least-privilege users are set on every node, replicas included, and hold on the cluster")

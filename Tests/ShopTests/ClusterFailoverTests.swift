@@ -6,9 +6,9 @@ import Shop
 import Testing
 
 /// A master failover under load: `kill -9` of the master holding the orders streams while
-/// orders flow. Runs in ops/test's second pass (the load tests), alone on the cluster.
+/// orders flow. Runs in a pass of its own in ops/test, alone on the cluster.
 @Suite("Redis Cluster failover under load", .serialized, .timeLimit(.minutes(6)))
-struct ClusterFailoverLoadTests {
+struct ClusterFailoverTests {
     @Test("kill -9 of the orders master under load: every accepted order decided, checker green, nothing dead")
     func masterFailover() async throws {
         try await TestCluster.waitUntilHealthy()
@@ -49,7 +49,7 @@ struct ClusterFailoverLoadTests {
         #expect(report.dead == 0, "\(report.firstErrors)")
         #expect(report.notAccepted == 0, "\(report.firstErrors)")
         #expect(report.accepted == plan.orders)
-        try await ClusterShopTests.expectCheckerGreen(system)
+        try await ClusterShopLoadTests.expectCheckerGreen(system)
         let redis = try RedisConnection(url: TestCluster.url(port: newMaster))
         for service in topology.services {
             #expect(try redis.xlen(service.deadStream) == deadBefore[service.name], "\(service.deadStream)")
