@@ -148,14 +148,23 @@ extension RedisConnection {
     }
 
     /// `XINFO GROUPS stream`.
+    ///
+    /// A group that was delivered the stream's last entry has a lag of 0, whatever Redis's
+    /// `entries-read` counter says: after a failover the promoted replica's counter can be
+    /// behind (reads are not all replicated), and Redis would report a lag that never drains.
     public func xinfoGroups(_ stream: String) throws -> [GroupInfo] {
-        try (command(["XINFO", "GROUPS", stream]).array ?? []).map { row in
+        var groups = try (command(["XINFO", "GROUPS", stream]).array ?? []).map { row in
             let map = row.fieldMap
             return GroupInfo(
                 name: map["name"]?.string ?? "", consumers: map["consumers"]?.int ?? 0,
                 pending: map["pending"]?.int ?? 0, lastDeliveredID: map["last-delivered-id"]?.string ?? "",
                 entriesRead: map["entries-read"]?.int, lag: map["lag"]?.int)
         }
+        if groups.contains(where: { ($0.lag ?? 0) > 0 }) {
+            let last = try xinfoStream(stream).lastGeneratedID
+            for index in groups.indices where groups[index].lastDeliveredID == last { groups[index].lag = 0 }
+        }
+        return groups
     }
 
     /// `XINFO CONSUMERS stream group`.
