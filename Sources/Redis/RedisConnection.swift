@@ -174,9 +174,27 @@ public final class RedisConnection: @unchecked Sendable {
         case .standalone(let node):
             try node.pipelineCheckingErrors(commands)
         case .cluster(let cluster):
+            if let keys = Self.oneSlotKeys(commands) {
+                // One slot (the usual settlement: its acknowledgement): one node, no reply copies.
+                return try cluster.routed(keys, command: "pipeline") { try $0.pipelineCheckingErrors(commands) }
+            }
             let replies = try cluster.pipeline(commands)
             if let error = Self.firstError(replies, commands: commands[...]) { throw error }
         }
+    }
+
+    /// The keys of `commands` when they all share one slot (at least one key), else nil.
+    static func oneSlotKeys(_ commands: [[String]]) -> [String]? {
+        var keys: [String] = []
+        var slot = -1
+        for command in commands {
+            for key in RedisSlot.keys(of: command) {
+                let keySlot = RedisSlot.of(key)
+                if slot < 0 { slot = keySlot } else if keySlot != slot { return nil }
+                if keys.isEmpty { keys.append(key) }
+            }
+        }
+        return keys.isEmpty ? nil : keys
     }
 
     /// The first error among `replies` (an error reply, or a failed command inside EXEC).
@@ -199,6 +217,11 @@ public final class RedisConnection: @unchecked Sendable {
         case .standalone(let node):
             return try node.pipeline(commands, thenRead: read)
         case .cluster(let cluster):
+            if let keys = Self.oneSlotKeys(commands + [read]) {
+                // The acknowledgement and the next read of one stream: one node, and the read's
+                // reply parsed straight into batches.
+                return try cluster.routed(keys, command: "XREADGROUP") { try $0.pipeline(commands, thenRead: read) }
+            }
             let replies = try cluster.pipeline(commands + [read])
             if let error = Self.firstError(replies, commands: commands[...]) { throw error }
             return try StreamBatch.batches(from: replies[commands.count], command: read.first ?? "")

@@ -52,7 +52,11 @@ public enum RedisSlot {
             }
             return Array(arguments[3..<(3 + count)])
         case "XREAD", "XREADGROUP":
-            guard let streams = arguments.firstIndex(where: { $0.uppercased() == "STREAMS" }) else { return [] }
+            guard
+                let streams = arguments.firstIndex(where: {
+                    $0.utf8.count == 7 && ($0 == "STREAMS" || $0.uppercased() == "STREAMS")
+                })
+            else { return [] }
             let rest = arguments[(streams + 1)...]
             return Array(rest.prefix(rest.count / 2))
         case "XGROUP", "XINFO", "OBJECT":
