@@ -197,10 +197,10 @@ final class RedisCluster {
         var units: [Unit] = []
         var index = 0
         while index < commands.count {
-            let name = commands[index].first?.uppercased() ?? ""
+            let name = RedisSlot.upper(commands[index].first ?? "")
             if name == "MULTI",
                 let end = commands[(index + 1)...].firstIndex(where: {
-                    let word = $0.first?.uppercased()
+                    let word = RedisSlot.upper($0.first ?? "")
                     return word == "EXEC" || word == "DISCARD"
                 })
             {

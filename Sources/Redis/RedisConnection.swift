@@ -136,7 +136,7 @@ public final class RedisConnection: @unchecked Sendable {
         case .standalone(let node):
             return try node.command(arguments, blockingFor: blockingFor)
         case .cluster(let cluster):
-            return try cluster.routed(RedisSlot.keys(of: arguments), command: arguments.first?.uppercased() ?? "") {
+            return try cluster.routed(RedisSlot.keys(of: arguments), command: arguments.first ?? "") {
                 try $0.command(arguments, blockingFor: blockingFor)
             }
         }
@@ -200,7 +200,7 @@ public final class RedisConnection: @unchecked Sendable {
     /// The first error among `replies` (an error reply, or a failed command inside EXEC).
     private static func firstError(_ replies: [RedisReply], commands: ArraySlice<[String]>) -> RedisError? {
         for (reply, command) in zip(replies, commands) {
-            let name = command.first?.uppercased() ?? ""
+            let name = RedisSlot.upper(command.first ?? "")
             if case .error(let message) = reply { return .server(command: name, message: message) }
             if name == "EXEC", case .array(let results) = reply {
                 for case .error(let message) in results { return .server(command: "EXEC", message: message) }
@@ -347,7 +347,7 @@ public final class RedisConnection: @unchecked Sendable {
         case .standalone(let node):
             return try node.streamCommand(arguments, blockingFor: blockingFor)
         case .cluster(let cluster):
-            return try cluster.routed(RedisSlot.keys(of: arguments), command: arguments.first?.uppercased() ?? "") {
+            return try cluster.routed(RedisSlot.keys(of: arguments), command: arguments.first ?? "") {
                 try $0.streamCommand(arguments, blockingFor: blockingFor)
             }
         }

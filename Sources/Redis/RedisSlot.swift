@@ -9,24 +9,28 @@ public enum RedisSlot {
     /// The slot of `key`: CRC16 of the text between the first `{` and the next `}` when that
     /// text is not empty (the hash tag), otherwise of the whole key; modulo 16384.
     public static func of(_ key: String) -> Int {
-        var utf8 = Array(key.utf8)
-        if let open = utf8.firstIndex(of: UInt8(ascii: "{")),
-            let close = utf8[(open + 1)...].firstIndex(of: UInt8(ascii: "}")), close > open + 1
-        {
-            utf8 = Array(utf8[(open + 1)..<close])
+        var key = key
+        return key.withUTF8 { bytes in
+            var range = 0..<bytes.count
+            if let open = bytes.firstIndex(of: UInt8(ascii: "{")),
+                let close = bytes[(open + 1)...].firstIndex(of: UInt8(ascii: "}")), close > open + 1
+            {
+                range = (open + 1)..<close
+            }
+            var crc: UInt16 = 0
+            for index in range {
+                crc = (crc << 8) ^ table[Int(UInt8(truncatingIfNeeded: crc >> 8) ^ bytes[index])]
+            }
+            return Int(crc & 0x3FFF)
         }
-        return Int(crc16(utf8) & 0x3FFF)
     }
 
-    /// CRC16/XMODEM (polynomial 0x1021, initial 0), the checksum Redis Cluster uses.
-    static func crc16(_ bytes: [UInt8]) -> UInt16 {
-        var crc: UInt16 = 0
-        for byte in bytes {
-            crc = (crc << 8) ^ table[Int(UInt8(truncatingIfNeeded: crc >> 8) ^ byte)]
-        }
-        return crc
+    /// `word` in upper case, without a copy when it already is (Choreo sends upper case).
+    static func upper(_ word: String) -> String {
+        word.utf8.contains { $0 >= 97 && $0 <= 122 } ? word.uppercased() : word
     }
 
+    /// The CRC16/XMODEM table (polynomial 0x1021, initial 0), the checksum Redis Cluster uses.
     private static let table: [UInt16] = (0..<256).map { index -> UInt16 in
         var crc = UInt16(index) << 8
         for _ in 0..<8 { crc = crc & 0x8000 != 0 ? (crc << 1) ^ 0x1021 : crc << 1 }
@@ -38,7 +42,8 @@ public enum RedisSlot {
     /// key, as most Redis commands do. Commands without keys (`PING`, `INFO`, `MULTI` ...) give
     /// none.
     public static func keys(of arguments: [String]) -> [String] {
-        guard let name = arguments.first?.uppercased() else { return [] }
+        guard let first = arguments.first else { return [] }
+        let name = upper(first)
         switch name {
         case "PING", "INFO", "MULTI", "EXEC", "DISCARD", "SCRIPT", "CLUSTER", "CLIENT", "ACL", "CONFIG", "DBSIZE",
             "TIME", "FLUSHALL", "FLUSHDB", "KEYS", "SCAN", "WAIT", "WAITAOF", "READONLY", "READWRITE", "ASKING",
