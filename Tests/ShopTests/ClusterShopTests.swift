@@ -8,7 +8,7 @@ import Testing
 
 /// The whole shop (`choreo up`: gateway and four services) on the Redis Cluster of ops/test.
 @Suite("Reference system on a Redis Cluster", .timeLimit(.minutes(5)))
-struct ClusterShopLoadTests {
+struct ClusterShopTests {
     static func client() async throws -> ShopClient {
         ShopClient(base: try await ShopSystem.cluster.value.base)
     }
@@ -68,7 +68,7 @@ struct ClusterShopLoadTests {
         #expect(report.undecided == 0)
         #expect(report.accepted == 1_000)
         #expect(report.confirmed > 0)
-        try await ClusterShopLoadTests.expectCheckerGreen(system)
+        try await ClusterShopTests.expectCheckerGreen(system)
     }
 
     @Test("least-privilege users are set on every node, replicas included, and hold on the cluster")
