@@ -143,16 +143,7 @@ final class RedisNode: @unchecked Sendable {
         func send(_ range: Range<Int>) throws {
             buffer.removeAll(keepingCapacity: true)
             for index in range { RESPEncoder.append(commands[index], to: &buffer) }
-            let status = buffer.withUnsafeBufferPointer { bytes in
-                bytes.baseAddress!.withMemoryRebound(to: CChar.self, capacity: bytes.count) {
-                    redisAppendFormattedCommand(context, $0, bytes.count)
-                }
-            }
-            guard status == REDIS_OK else { throw lost(context) }
-            var done: Int32 = 0
-            while done == 0 {
-                guard redisBufferWrite(context, &done) == REDIS_OK else { throw lost(context) }
-            }
+            try write(buffer, to: context)
         }
         func read(_ count: Int) throws {
             for _ in 0..<count {
@@ -183,6 +174,11 @@ final class RedisNode: @unchecked Sendable {
         let context = try usableContext(extraTimeout: 0)
         var buffer: [UInt8] = []
         for command in commands { RESPEncoder.append(command, to: &buffer) }
+        try write(buffer, to: context)
+    }
+
+    /// Hands RESP-encoded commands to hiredis and writes them out completely.
+    private func write(_ buffer: [UInt8], to context: UnsafeMutablePointer<redisContext>) throws {
         let status = buffer.withUnsafeBufferPointer { bytes in
             bytes.baseAddress!.withMemoryRebound(to: CChar.self, capacity: bytes.count) {
                 redisAppendFormattedCommand(context, $0, bytes.count)

@@ -49,7 +49,7 @@ struct ClusterFailoverTests {
         #expect(report.dead == 0, "\(report.firstErrors)")
         #expect(report.notAccepted == 0, "\(report.firstErrors)")
         #expect(report.accepted == plan.orders)
-        try await ClusterShopTests.expectCheckerGreen(system)
+        try await ShopTests.expectCheckerGreen(system)
         let redis = try RedisConnection(url: TestCluster.url(port: newMaster))
         // Drained, and reported so: no lag left (Redis's own counter on the promoted replica
         // can stay behind; a group delivered the last entry has none).

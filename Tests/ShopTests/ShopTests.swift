@@ -319,10 +319,15 @@ struct ShopTests {
         #expect(report.undecided == 0)
         #expect(report.accepted == 2_000)
         #expect(report.confirmed > 0)
+        try await Self.expectCheckerGreen(system)
+    }
+
+    /// Waits (up to 60 s) for `choreo check`'s invariants to hold on `system`'s database.
+    static func expectCheckerGreen(_ system: ShopSystem) async throws {
         let topology = try Choreo.Topology.load(path: system.topologyPath, environment: system.environment)
         let checker = try ConsistencyChecker(topology: topology, sagaTimeout: 60)
         let connection = try PostgresConnection(url: topology.postgresURL)
-        let result = try await eventuallyValue("the checker to be green", timeout: 30) {
+        let result = try await eventuallyValue("the checker to be green", timeout: 60) {
             () -> ConsistencyChecker.Report? in
             let report = try checker.check(connection)
             return report.ok ? report : nil
