@@ -6,7 +6,7 @@ let package = Package(
     name: "Choreo",
     platforms: [.macOS(.v15)],
     products: [
-        .executable(name: "choreo", targets: ["choreo"]),
+        .executable(name: "choreo", targets: ["ChoreoCLI"]),
         .library(name: "Choreo", targets: ["Choreo"]),
         .library(name: "Redis", targets: ["Redis"]),
         .library(name: "Postgres", targets: ["Postgres"]),
@@ -95,8 +95,11 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
+        // The `choreo` command. Its folder is not `Sources/choreo`: that differs from the
+        // runtime's `Sources/Choreo` only by case, which a case-insensitive file system (macOS's
+        // default) cannot hold.
         .executableTarget(
-            name: "choreo",
+            name: "ChoreoCLI",
             dependencies: [
                 "Choreo", "Redis", "Postgres", "Probe", "Gateway", "Shop", "Console", "Users", "Inventory", "Payments",
                 "Orders",

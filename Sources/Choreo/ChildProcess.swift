@@ -24,7 +24,11 @@ public enum ChildProcess {
         defer { for pointer in argv { free(pointer) } }
         let env = environment.map { values in values.map { strdup("\($0.key)=\($0.value)") } + [nil] }
         defer { for pointer in env ?? [] { free(pointer) } }
-        var attributes = posix_spawnattr_t()
+        #if canImport(Darwin)
+            var attributes: posix_spawnattr_t? = nil
+        #else
+            var attributes = posix_spawnattr_t()
+        #endif
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }
         var empty = sigset_t()
@@ -38,13 +42,25 @@ public enum ChildProcess {
         var pid: pid_t = 0
         let status =
             env.map { posix_spawn(&pid, path, nil, &attributes, argv, $0) }
-            ?? posix_spawn(&pid, path, nil, &attributes, argv, environ)
+            ?? posix_spawn(&pid, path, nil, &attributes, argv, Self.environment)
         guard status == 0 else { throw SpawnError(path: path, reason: String(cString: strerror(status))) }
         return pid
     }
 
+    /// The process's environment (`environ`; Darwin reaches it through `_NSGetEnviron`).
+    private static var environment: UnsafePointer<UnsafeMutablePointer<CChar>?>? {
+        #if canImport(Darwin)
+            return UnsafePointer(_NSGetEnviron().pointee)
+        #else
+            return UnsafePointer(environ)
+        #endif
+    }
+
     /// Path of the running executable.
     public static var currentExecutable: String {
-        (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        #if os(Linux)
+            if let path = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") { return path }
+        #endif
+        return Bundle.main.executablePath ?? CommandLine.arguments[0]
     }
 }

@@ -20,7 +20,7 @@ public final class MetricsServer: Sendable {
     public init(host: String = "0.0.0.0", port: Int) throws {
         let registry = MetricsServer.sharedRegistry
         self.registry = registry
-        let fd = Foundation.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let fd = Foundation.socket(AF_INET, PlatformSocket.stream, 0)
         var yes: Int32 = 1
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, socklen_t(MemoryLayout<Int32>.size))
         var address = sockaddr_in()
@@ -89,7 +89,9 @@ public final class MetricsServer: Sendable {
             } else {
                 response = Array("HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".utf8)
             }
-            response.withUnsafeBytes { bytes in _ = send(client, bytes.baseAddress, bytes.count, Int32(MSG_NOSIGNAL)) }
+            response.withUnsafeBytes { bytes in
+                _ = send(client, bytes.baseAddress, bytes.count, PlatformSocket.sendFlags)
+            }
             close(client)
         }
     }

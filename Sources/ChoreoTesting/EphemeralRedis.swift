@@ -60,7 +60,7 @@ public final class EphemeralRedis: @unchecked Sendable {
 public func freePort(in range: Range<Int>) throws -> Int {
     for _ in 0..<200 {
         let port = Int.random(in: range)
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let fd = socket(AF_INET, PlatformSocket.stream, 0)
         let bound = withLoopbackAddress(port: port) { bind(fd, $0, $1) == 0 }
         close(fd)
         if bound { return port }
@@ -70,7 +70,7 @@ public func freePort(in range: Range<Int>) throws -> Int {
 
 /// A TCP port on 127.0.0.1 that nothing listens on right now.
 public func freePort() throws -> Int {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    let fd = socket(AF_INET, PlatformSocket.stream, 0)
     defer { close(fd) }
     var address = sockaddr_in()
     address.sin_family = sa_family_t(AF_INET)
@@ -98,7 +98,7 @@ public func canConnect(port: Int) -> Bool {
 
 /// A TCP socket connected to 127.0.0.1:`port`, or nil; the caller closes it.
 public func connectLoopback(port: Int) -> Int32? {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    let fd = socket(AF_INET, PlatformSocket.stream, 0)
     let connected = withLoopbackAddress(port: port) { connect(fd, $0, $1) == 0 }
     guard connected else {
         close(fd)

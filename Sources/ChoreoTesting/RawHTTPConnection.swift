@@ -2,6 +2,7 @@
 // control an HTTP client hides: several requests written at once (pipelining), exact bytes,
 // and the responses read back in the order the server wrote them.
 
+import Choreo
 import Foundation
 
 /// A response read by ``RawHTTPConnection``.
@@ -31,7 +32,7 @@ public final class RawHTTPConnection: @unchecked Sendable {
 
     /// Connects; throws when the connection is refused.
     public init(port: Int, timeout: Double = 10) throws {
-        socket = Foundation.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        socket = Foundation.socket(AF_INET, PlatformSocket.stream, 0)
         guard socket >= 0 else { throw RawHTTPError(description: "socket: errno \(errno)") }
         var limit = timeval(tv_sec: Int(timeout), tv_usec: Int((timeout - timeout.rounded(.down)) * 1_000_000))
         setsockopt(socket, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))

@@ -234,7 +234,7 @@ final class RedisNode: @unchecked Sendable {
         }
         let wanted = configuration.commandTimeout + extraTimeout
         if wanted != timeoutInEffect {
-            _ = redisSetTimeout(context, Self.timeval(seconds: wanted))
+            _ = redisSetTimeout(context, Self.makeTimeval(seconds: wanted))
             timeoutInEffect = wanted
         }
         return context
@@ -267,7 +267,7 @@ final class RedisNode: @unchecked Sendable {
         let endpoint = configuration.endpoint
         guard
             let newContext = redisConnectWithTimeout(
-                configuration.host, Int32(configuration.port), Self.timeval(seconds: configuration.connectTimeout))
+                configuration.host, Int32(configuration.port), Self.makeTimeval(seconds: configuration.connectTimeout))
         else { throw RedisError.connectionFailed(endpoint: endpoint, reason: "out of memory") }
         if newContext.pointee.err != 0 {
             let reason = Self.errorText(newContext)
@@ -275,7 +275,7 @@ final class RedisNode: @unchecked Sendable {
             throw RedisError.connectionFailed(endpoint: endpoint, reason: reason)
         }
         _ = redisEnableKeepAlive(newContext)
-        _ = redisSetTimeout(newContext, Self.timeval(seconds: configuration.commandTimeout))
+        _ = redisSetTimeout(newContext, Self.makeTimeval(seconds: configuration.commandTimeout))
         timeoutInEffect = configuration.commandTimeout
         context = newContext
         do {
@@ -329,9 +329,10 @@ final class RedisNode: @unchecked Sendable {
         return text.isEmpty ? "I/O error" : text
     }
 
-    private static func timeval(seconds: Double) -> Glibc.timeval {
+    private static func makeTimeval(seconds: Double) -> timeval {
         let whole = Int(seconds)
-        return Glibc.timeval(tv_sec: whole, tv_usec: Int((seconds - Double(whole)) * 1_000_000))
+        // tv_usec is an Int on Glibc and an Int32 on Darwin.
+        return timeval(tv_sec: whole, tv_usec: numericCast(Int((seconds - Double(whole)) * 1_000_000)))
     }
 
     /// Sends one command whose reply is read straight into stream batches (XREADGROUP/XREAD),
