@@ -10,6 +10,7 @@ let package = Package(
         .library(name: "Choreo", targets: ["Choreo"]),
         .library(name: "Redis", targets: ["Redis"]),
         .library(name: "Postgres", targets: ["Postgres"]),
+        .library(name: "ChoreoTesting", targets: ["ChoreoTesting"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
@@ -72,14 +73,16 @@ let package = Package(
         .target(name: "Probe", dependencies: ["Choreo", "Postgres"]),
         // The reference system: one module per service, and the shop's cross-cutting parts
         // (GraphQL, the consistency checker, the load run).
-        .target(name: "Users", dependencies: ["Choreo", "Postgres"]),
-        .target(name: "Inventory", dependencies: ["Choreo", "Postgres"]),
-        .target(name: "Payments", dependencies: ["Choreo", "Postgres"]),
-        .target(name: "Orders", dependencies: ["Choreo", "Postgres"]),
+        // Every message type of the shop, defined once by the service that owns it.
+        .target(name: "ShopContracts", dependencies: ["Choreo"]),
+        .target(name: "Users", dependencies: ["Choreo", "Postgres", "ShopContracts"]),
+        .target(name: "Inventory", dependencies: ["Choreo", "Postgres", "ShopContracts"]),
+        .target(name: "Payments", dependencies: ["Choreo", "Postgres", "ShopContracts"]),
+        .target(name: "Orders", dependencies: ["Choreo", "Postgres", "ShopContracts"]),
         .target(
             name: "Shop",
             dependencies: [
-                "Choreo", "Postgres", "Gateway", "Users", "Inventory", "Payments", "Orders",
+                "Choreo", "Postgres", "Gateway", "ShopContracts", "Users", "Inventory", "Payments", "Orders",
                 .product(name: "Graphiti", package: "Graphiti"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
@@ -116,6 +119,12 @@ let package = Package(
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ]
         ),
+        // The reference services' decisions, one message at a time (HandlerHarness: Postgres only).
+        .testTarget(
+            name: "ServiceTests",
+            dependencies: [
+                "Choreo", "ChoreoTesting", "ShopContracts", "Users", "Inventory", "Payments", "Orders", "Postgres",
+            ]),
         .testTarget(name: "ChoreoTests", dependencies: ["Choreo", "Probe", "ChoreoTesting", "Redis", "Postgres"]),
         .testTarget(
             name: "ShopTests",

@@ -20,14 +20,15 @@ final class BatchProcessor {
     let queryTypes: Set<String>
     /// When a publish counts as done (before its outbox rows are deleted).
     let durability: RedisDurability
-    let redis: RedisConnection
+    /// `nil` only in ``HandlerRunner`` (handlers run against Postgres, nothing is settled).
+    let redis: RedisConnection?
     let postgres: PostgresConnection?
     let consumer: String
     let logger: Logger
     let metrics: RuntimeMetrics
 
     init(
-        definition: ServiceDefinition, service: Service, topology: Topology, redis: RedisConnection,
+        definition: ServiceDefinition, service: Service, topology: Topology, redis: RedisConnection?,
         postgres: PostgresConnection?, consumer: String, logger: Logger, metrics: RuntimeMetrics
     ) {
         self.definition = definition
@@ -151,7 +152,7 @@ final class BatchProcessor {
             settled.append((entry.id, item.envelope.type, result.outcome, state))
         }
         if !acks.isEmpty { commands.append(["XACK", stream, definition.name] + acks) }
-        return Settlement(stream: stream, commands: commands, outboxSeqs: seqs, settled: settled)
+        return Settlement(stream: stream, commands: commands, outboxSeqs: seqs, settled: settled, published: published)
     }
 
     /// Publishes and dead-letters, then acknowledges (``RedisConnection/writeThen(_:then:thenRead:)``:
@@ -164,6 +165,9 @@ final class BatchProcessor {
     /// trip and returned.
     @discardableResult
     func settle(_ settlement: Settlement, prefetch: [String]? = nil) throws -> [StreamBatch] {
+        guard let redis else {
+            throw RedisError.connectionFailed(endpoint: "none", reason: "no Redis connection to settle with")
+        }
         let (writes, after) = Self.inOrder(settlement.commands)
         let prefetched = try redis.writeThen(writes, then: after, thenRead: prefetch)
         // Outbox rows go only once replicas have what they published (durability: replicated).

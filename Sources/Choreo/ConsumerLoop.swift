@@ -52,14 +52,14 @@ public final class ConsumerLoop: Sendable {
     /// Runs until stopped. Blocks the calling thread: give it a thread of its own.
     public func run() {
         defer { stateBox.withLock { $0 = $0.after(.finished) } }
-        guard let processor = connect() else { return }
-        var worker = Worker(loop: self, processor: processor)
+        guard let (processor, redis) = connect() else { return }
+        var worker = Worker(loop: self, processor: processor, redis: redis)
         worker.run()
     }
 
     /// Connects to Redis and Postgres and creates the group, retrying with backoff until it
     /// works or a stop is requested.
-    private func connect() -> BatchProcessor? {
+    private func connect() -> (BatchProcessor, RedisConnection)? {
         var delay = 0.1
         while state.readsMore {
             do {
@@ -78,9 +78,10 @@ public final class ConsumerLoop: Sendable {
                         url: topology.postgresURL(for: definition), searchPath: [$0, "public"],
                         preferredSettings: ["default_toast_compression": "lz4"])
                 }
-                return BatchProcessor(
+                let processor = BatchProcessor(
                     definition: definition, service: service, topology: topology, redis: redis, postgres: postgres,
                     consumer: consumer, logger: logger, metrics: metrics)
+                return (processor, redis)
             } catch {
                 logger.error(
                     "cannot start consumer; retrying",
@@ -102,12 +103,13 @@ public final class ConsumerLoop: Sendable {
     private struct Worker {
         let loop: ConsumerLoop
         let processor: BatchProcessor
+        /// The processor's Redis connection (reads, claims, acknowledgements).
+        let redis: RedisConnection
         /// Own failed entries: when each is due for retry, and its last error.
         var retries: [String: (due: Date, error: String)] = [:]
         var nextReclaim = Date()
         var pendingCursor = "-"
 
-        var redis: RedisConnection { processor.redis }
         var policy: ServicePolicy { loop.policy }
 
         mutating func run() {

@@ -28,4 +28,6 @@ public struct Settlement: Sendable {
     public var outboxSeqs: [Int64]
     /// The outcome and resulting state of each entry, by entry id.
     public var settled: [(id: String, type: String, outcome: MessageOutcome, state: MessageState)]
+    /// The messages the batch's handlers emitted (committed to the outbox), in order.
+    public var published: [OutboxMessage] = []
 }

@@ -88,6 +88,16 @@ public final class MessageContext {
         emissions.append(.command(service: service, type: type, data: try coders.json(payload)))
     }
 
+    /// Publishes `event` on the service's events stream under its contract's type.
+    public func publish<E: EventContract>(_ event: E) throws {
+        try publish(E.messageType, event)
+    }
+
+    /// Sends `command` to `service`'s commands stream under its contract's type.
+    public func send<C: CommandContract>(_ command: C, to service: String) throws {
+        try send(C.messageType, command, to: service)
+    }
+
     /// Records the successful outcome of the command that started the saga.
     public func succeed<T: Encodable>(_ result: T, type: String? = nil) throws {
         emissions.append(.result(status: .succeeded, type: type ?? envelope.type, data: try coders.json(result)))

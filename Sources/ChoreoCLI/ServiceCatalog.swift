@@ -1,24 +1,14 @@
 // ServiceCatalog: the service implementations linked into this binary, by code name.
 
 import Choreo
-import Inventory
-import Orders
-import Payments
 import Probe
-import Users
+import Shop
 
 /// The services this binary can run. A topology service runs the code named by its `code`
 /// key (default: its name).
 enum ServiceCatalog {
     static func service(for definition: ServiceDefinition) -> Service? {
-        switch definition.code {
-        case "probe": return Probe.service(name: definition.name)
-        case "users": return Users.service(name: definition.name)
-        case "inventory": return Inventory.service(name: definition.name)
-        case "payments": return Payments.service(name: definition.name)
-        case "orders": return Orders.service(name: definition.name)
-        default: return nil
-        }
+        definition.code == "probe" ? Probe.service(name: definition.name) : ShopServices.service(for: definition)
     }
 
     static func require(_ definition: ServiceDefinition) throws -> Service {

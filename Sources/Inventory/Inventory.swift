@@ -5,6 +5,7 @@
 import Choreo
 import Foundation
 import Postgres
+import ShopContracts
 
 /// The inventory service.
 ///
@@ -20,74 +21,6 @@ import Postgres
 ///   `StockRejected {orderId, userId, reason}` (unknown product, not enough stock).
 /// - `OrderCancelled {orderId}`: releases a held reservation -> `StockReleased`.
 public enum Inventory {
-    /// A product as the API shows it.
-    public struct Product: Codable, Sendable, Equatable {
-        public var id: String
-        public var sku: String
-        public var name: String
-        public var priceCents: Int
-        public var stock: Int
-    }
-
-    /// A requested order line.
-    public struct Item: Codable, Sendable, Equatable {
-        public var productId: String
-        public var quantity: Int
-    }
-
-    /// A reserved, priced order line.
-    public struct Line: Codable, Sendable, Equatable {
-        public var productId: String
-        public var quantity: Int
-        public var unitPriceCents: Int
-    }
-
-    /// `StockReserved`.
-    public struct StockReserved: Codable, Sendable {
-        public var orderId: String
-        public var userId: String
-        public var lines: [Line]
-        public var totalCents: Int
-    }
-
-    /// `StockRejected`.
-    public struct StockRejected: Codable, Sendable {
-        public var orderId: String
-        public var userId: String
-        public var reason: String
-    }
-
-    struct CreateProduct: Codable {
-        var sku: String
-        var name: String
-        var priceCents: Int
-        var stock: Int
-    }
-
-    struct Restock: Codable {
-        var id: String
-        var quantity: Int
-    }
-
-    struct ByID: Codable {
-        var id: String
-    }
-
-    struct OrderPlaced: Codable {
-        var orderId: String
-        var userId: String
-        var items: [Item]
-    }
-
-    struct OrderCancelled: Codable {
-        var orderId: String
-    }
-
-    struct Released: Codable {
-        var orderId: String
-        var lines: [Line]
-    }
-
     /// The schema's migrations.
     public static let migrations = [
         Migration(
@@ -125,25 +58,26 @@ public enum Inventory {
     /// The service's code, under `name`.
     public static func service(name: String = "inventory") -> Service {
         var service = Service(name: name, migrations: migrations)
-        service.on("CreateProduct", create)
-        service.on("RestockProduct", restock)
-        service.on("GetProduct") { context in
-            let id = try context.payload(ByID.self).id
+        service.on(CreateProduct.self, create)
+        service.on(RestockProduct.self, restock)
+        service.on(GetProduct.self) { context, query in
+            let id = query.id
             guard let product = try fetch(context, id: id) else {
                 try context.reject("no product \(id)", code: "not_found")
                 return
             }
             try context.succeed(product)
         }
-        service.on("OrderPlaced", reserve)
-        service.on("OrderCancelled", release)
+        service.on(OrderPlaced.self, reserve)
+        service.on(OrderCancelled.self, release)
+        service.publishes(
+            ProductCreated.self, ProductRestocked.self, StockReserved.self, StockRejected.self, StockReleased.self)
         return service
     }
 
     static let columns = "id::text AS id, sku, name, price_cents, stock"
 
-    static func create(_ context: MessageContext) throws {
-        let command = try context.payload(CreateProduct.self)
+    static func create(_ context: MessageContext, _ command: CreateProduct) throws {
         guard command.priceCents >= 0, command.stock >= 0 else {
             try context.reject("price and stock must not be negative", code: "invalid_product")
             return
@@ -159,12 +93,11 @@ public enum Inventory {
             "INSERT INTO movements (product_id, kind, quantity, message_id) VALUES ($1::uuid, 'initial', $2, $3)",
             [context.envelope.id, command.stock, context.envelope.id])
         let product = try self.product(row)
-        try context.publish("ProductCreated", product)
+        try context.publish(ProductCreated(product))
         try context.succeed(product)
     }
 
-    static func restock(_ context: MessageContext) throws {
-        let command = try context.payload(Restock.self)
+    static func restock(_ context: MessageContext, _ command: RestockProduct) throws {
         guard command.quantity > 0 else {
             try context.reject("quantity must be positive", code: "invalid_quantity")
             return
@@ -182,14 +115,13 @@ public enum Inventory {
             "INSERT INTO movements (product_id, kind, quantity, message_id) VALUES ($1::uuid, 'restock', $2, $3)",
             [command.id, command.quantity, context.envelope.id])
         let product = try self.product(row)
-        try context.publish("ProductRestocked", product)
+        try context.publish(ProductRestocked(product))
         try context.succeed(product)
     }
 
     /// Reserves every line or none. The products are locked in id order (no deadlock between
     /// two orders in one transaction), then checked, then decremented.
-    static func reserve(_ context: MessageContext) throws {
-        let order = try context.payload(OrderPlaced.self)
+    static func reserve(_ context: MessageContext, _ order: OrderPlaced) throws {
         var wanted: [String: Int] = [:]
         for item in order.items {
             guard UUID(uuidString: item.productId) != nil else {
@@ -211,7 +143,7 @@ public enum Inventory {
                 try row.decode(Int.self, "price_cents"), try row.decode(Int.self, "stock")
             )
         }
-        var lines: [Line] = []
+        var lines: [OrderLine] = []
         for id in ids {
             guard let product = found[id] else { return try reject(context, order, "unknown product \(id)") }
             let quantity = wanted[id]!
@@ -219,7 +151,7 @@ public enum Inventory {
                 return try reject(
                     context, order, "not enough stock of product \(id): \(product.stock) left, \(quantity) wanted")
             }
-            lines.append(Line(productId: id, quantity: quantity, unitPriceCents: product.price))
+            lines.append(OrderLine(productId: id, quantity: quantity, unitPriceCents: product.price))
         }
         for line in lines {
             try context.execute(
@@ -233,25 +165,22 @@ public enum Inventory {
             "INSERT INTO reservations (order_id, lines, total_cents, status) VALUES ($1::uuid, $2::jsonb, $3, 'held')",
             [order.orderId, try jsonText(lines), total])
         try context.publish(
-            "StockReserved",
             StockReserved(orderId: order.orderId, userId: order.userId, lines: lines, totalCents: total))
     }
 
     static func reject(_ context: MessageContext, _ order: OrderPlaced, _ reason: String) throws {
-        try context.publish(
-            "StockRejected", StockRejected(orderId: order.orderId, userId: order.userId, reason: reason))
+        try context.publish(StockRejected(orderId: order.orderId, userId: order.userId, reason: reason))
     }
 
     /// Releases a held reservation (a cancelled order that never reserved anything is a no-op).
-    static func release(_ context: MessageContext) throws {
-        let event = try context.payload(OrderCancelled.self)
+    static func release(_ context: MessageContext, _ event: OrderCancelled) throws {
         guard
             let row = try context.query(
                 "UPDATE reservations SET status = 'released', updated_at = now() WHERE order_id = $1::uuid AND status = 'held' RETURNING lines::text AS lines",
                 [event.orderId]
             ).first
         else { return }
-        let lines = try JSONDecoder().decode([Line].self, from: Data(try row.decode(String.self, "lines").utf8))
+        let lines = try JSONDecoder().decode([OrderLine].self, from: Data(try row.decode(String.self, "lines").utf8))
         for line in lines {
             try context.execute(
                 "UPDATE products SET stock = stock + $2 WHERE id = $1::uuid", [line.productId, line.quantity])
@@ -259,7 +188,7 @@ public enum Inventory {
                 "INSERT INTO movements (product_id, order_id, kind, quantity, message_id) VALUES ($1::uuid, $2::uuid, 'release', $3, $4)",
                 [line.productId, event.orderId, line.quantity, context.envelope.id])
         }
-        try context.publish("StockReleased", Released(orderId: event.orderId, lines: lines))
+        try context.publish(StockReleased(orderId: event.orderId, lines: lines))
     }
 
     static func fetch(_ context: MessageContext, id: String) throws -> Product? {

@@ -2,31 +2,13 @@
 // state (fold) and which events a command produces (decide). Plain values, no I/O.
 
 import Foundation
+import ShopContracts
 
 /// An order's lifecycle: `open` (items may be added) -> `pending` (checked out; the saga
 /// runs) -> `confirmed` | `cancelled`. A confirmed order may still be cancelled (refunded and
 /// restocked by compensation).
 public enum OrderStatus: String, Codable, Sendable {
     case open, pending, confirmed, cancelled
-}
-
-/// A requested line: product and quantity.
-public struct OrderItem: Codable, Sendable, Equatable {
-    public var productId: String
-    public var quantity: Int
-
-    /// Creates an item.
-    public init(productId: String, quantity: Int) {
-        self.productId = productId
-        self.quantity = quantity
-    }
-}
-
-/// A priced line, as reserved and charged.
-public struct OrderLine: Codable, Sendable, Equatable {
-    public var productId: String
-    public var quantity: Int
-    public var unitPriceCents: Int
 }
 
 /// One event of an order's history (the `order_events` table holds them, versioned).

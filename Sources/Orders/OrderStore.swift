@@ -5,6 +5,7 @@
 import Choreo
 import Foundation
 import Postgres
+import ShopContracts
 
 /// The event store of orders, inside a message's transaction.
 enum OrderStore {

@@ -6,6 +6,7 @@
 import Choreo
 import Foundation
 import Postgres
+import ShopContracts
 
 /// The orders service.
 ///
@@ -24,49 +25,6 @@ import Postgres
 /// `StockRejected` (`inventory.events`), `PaymentSucceeded` / `PaymentFailed`
 /// (`payments.events`) -> `OrderConfirmed` / `OrderCancelled`.
 public enum Orders {
-    struct UserCreated: Codable {
-        var userId: String
-        var email: String
-        var name: String
-    }
-
-    struct ProfileOutcome: Codable {
-        var userId: String
-        var error: String?
-    }
-
-    struct PlaceOrder: Codable {
-        var userId: String
-        var items: [OrderItem]?
-        var checkout: Bool?
-    }
-
-    struct AddItem: Codable {
-        var id: String
-        var productId: String
-        var quantity: Int
-    }
-
-    struct ByID: Codable {
-        var id: String
-    }
-
-    struct Verdict: Codable {
-        var orderId: String
-        var reason: String?
-        var lines: [OrderLine]?
-        var amountCents: Int?
-    }
-
-    /// `OrderPlaced`, `OrderConfirmed`, `OrderCancelled` on `orders.events`.
-    public struct OrderFact: Codable, Sendable {
-        public var orderId: String
-        public var userId: String
-        public var items: [OrderItem]
-        public var totalCents: Int?
-        public var reason: String?
-    }
-
     struct Listing: Codable {
         var orders: [Order]
     }
@@ -109,10 +67,9 @@ public enum Orders {
     /// The service's code, under `name`.
     public static func service(name: String = "orders") -> Service {
         var service = Service(name: name, migrations: migrations)
-        service.on("UserCreated", createProfile)
-        service.on("PlaceOrder", place)
-        service.on("AddItemToOrder") { context in
-            let command = try context.payload(AddItem.self)
+        service.on(UserCreated.self, createProfile)
+        service.on(PlaceOrder.self, place)
+        service.on(AddItemToOrder.self) { context, command in
             guard command.quantity > 0 else {
                 return try context.reject("quantity must be positive", code: "invalid_quantity")
             }
@@ -120,39 +77,36 @@ public enum Orders {
                 $0.addItem(OrderItem(productId: command.productId, quantity: command.quantity))
             }
         }
-        service.on("CheckoutOrder") { context in
-            try decide(context, orderID: try context.payload(ByID.self).id, reply: false) { $0.checkout() }
+        service.on(CheckoutOrder.self) { context, command in
+            try decide(context, orderID: command.id, reply: false) { $0.checkout() }
         }
-        service.on("CancelOrder") { context in
-            try decide(context, orderID: try context.payload(ByID.self).id, reply: true) { $0.cancel() }
+        service.on(CancelOrder.self) { context, command in
+            try decide(context, orderID: command.id, reply: true) { $0.cancel() }
         }
-        service.on("StockRejected") { context in
-            let verdict = try context.payload(Verdict.self)
+        service.on(StockRejected.self) { context, verdict in
             try decide(context, orderID: verdict.orderId, reply: true, cancelCode: "stock_rejected") {
-                $0.settle(.cancelled(reason: verdict.reason ?? "stock rejected"))
+                $0.settle(.cancelled(reason: verdict.reason))
             }
         }
-        service.on("PaymentFailed") { context in
-            let verdict = try context.payload(Verdict.self)
+        service.on(PaymentFailed.self) { context, verdict in
             try decide(context, orderID: verdict.orderId, reply: true, cancelCode: "payment_failed") {
-                $0.settle(.cancelled(reason: verdict.reason ?? "payment failed"))
+                $0.settle(.cancelled(reason: verdict.reason))
             }
         }
-        service.on("PaymentSucceeded") { context in
-            let verdict = try context.payload(Verdict.self)
+        service.on(PaymentSucceeded.self) { context, verdict in
             try decide(context, orderID: verdict.orderId, reply: true) {
-                $0.settle(.confirmed(lines: verdict.lines ?? [], totalCents: verdict.amountCents ?? 0))
+                $0.settle(.confirmed(lines: verdict.lines, totalCents: verdict.amountCents))
             }
         }
-        service.on("GetOrder") { context in
-            let id = try context.payload(ByID.self).id
+        service.on(GetOrder.self) { context, query in
+            let id = query.id
             guard UUID(uuidString: id) != nil,
                 let row = try context.query("SELECT doc::text AS doc FROM orders WHERE id = $1::uuid", [id]).first
             else { return try context.reject("no order \(id)", code: "not_found") }
             try context.succeed(try row.decodeJSON(Order.self, "doc"))
         }
-        service.on("ListUserOrders") { context in
-            let id = try context.payload(ByID.self).id
+        service.on(ListUserOrders.self) { context, query in
+            let id = query.id
             guard UUID(uuidString: id) != nil,
                 try context.query("SELECT 1 FROM profiles WHERE user_id = $1::uuid", [id]).first != nil
             else { return try context.reject("no user \(id)", code: "not_found") }
@@ -161,25 +115,25 @@ public enum Orders {
                 [id])
             try context.succeed(Listing(orders: try rows.rows.map { try $0.decodeJSON(Order.self, "doc") }))
         }
+        service.publishes(
+            UserProfileCreated.self, UserProfileCreationFailed.self, OrderPlaced.self, OrderConfirmed.self,
+            OrderCancelled.self)
         return service
     }
 
     /// The seed's UserProfileCreated / UserProfileCreationFailed step.
-    static func createProfile(_ context: MessageContext) throws {
-        let event = try context.payload(UserCreated.self)
+    static func createProfile(_ context: MessageContext, _ event: UserCreated) throws {
         let inserted = try context.query(
             "INSERT INTO profiles (user_id, email, name) VALUES ($1::uuid, $2, $3) ON CONFLICT DO NOTHING RETURNING user_id",
             [event.userId, event.email, event.name])
         if inserted.first != nil {
-            try context.publish("UserProfileCreated", ProfileOutcome(userId: event.userId))
+            try context.publish(UserProfileCreated(userId: event.userId))
         } else {
-            try context.publish(
-                "UserProfileCreationFailed", ProfileOutcome(userId: event.userId, error: "a profile already exists"))
+            try context.publish(UserProfileCreationFailed(userId: event.userId, error: "a profile already exists"))
         }
     }
 
-    static func place(_ context: MessageContext) throws {
-        let command = try context.payload(PlaceOrder.self)
+    static func place(_ context: MessageContext, _ command: PlaceOrder) throws {
         let items = command.items ?? []
         guard UUID(uuidString: command.userId) != nil,
             try context.query("SELECT 1 FROM profiles WHERE user_id = $1::uuid", [command.userId]).first != nil
@@ -193,7 +147,7 @@ public enum Orders {
         if checkout { events.append(.placed) }
         let order = try OrderStore.append(events, to: Order(id: context.envelope.id), context: context)
         if checkout {
-            try context.publish("OrderPlaced", fact(order))
+            try context.publish(fact(order) as OrderPlaced)
         } else {
             try context.succeed(order, type: "OrderCreated")
         }
@@ -218,9 +172,9 @@ public enum Orders {
             let next = try OrderStore.append(events, to: order, context: context)
             for event in events {
                 switch event {
-                case .placed: try context.publish("OrderPlaced", fact(next))
-                case .confirmed: try context.publish("OrderConfirmed", fact(next))
-                case .cancelled: try context.publish("OrderCancelled", fact(next))
+                case .placed: try context.publish(fact(next) as OrderPlaced)
+                case .confirmed: try context.publish(fact(next) as OrderConfirmed)
+                case .cancelled: try context.publish(fact(next) as OrderCancelled)
                 case .created, .itemAdded: break
                 }
             }
@@ -233,8 +187,8 @@ public enum Orders {
         }
     }
 
-    static func fact(_ order: Order) -> OrderFact {
-        OrderFact(
+    static func fact<Fact: OrderFact>(_ order: Order) -> Fact {
+        Fact(
             orderId: order.id, userId: order.userId, items: order.items, totalCents: order.totalCents,
             reason: order.reason)
     }

@@ -5,6 +5,7 @@
 import Choreo
 import Foundation
 import Postgres
+import ShopContracts
 
 /// The payments service.
 ///
@@ -19,58 +20,6 @@ import Postgres
 ///   carry the priced lines on to orders.
 /// - `OrderCancelled {orderId}` (`orders.events`): refunds a captured charge -> `PaymentRefunded`.
 public enum Payments {
-    /// An account as the API shows it.
-    public struct Account: Codable, Sendable, Equatable {
-        public var userId: String
-        public var balanceCents: Int
-    }
-
-    /// A priced order line, passed through from inventory.
-    public struct Line: Codable, Sendable, Equatable {
-        public var productId: String
-        public var quantity: Int
-        public var unitPriceCents: Int
-    }
-
-    /// `PaymentSucceeded` / `PaymentFailed`.
-    public struct PaymentOutcome: Codable, Sendable {
-        public var orderId: String
-        public var userId: String
-        public var amountCents: Int
-        public var lines: [Line]
-        public var reason: String?
-    }
-
-    struct UserCreated: Codable {
-        var userId: String
-    }
-
-    struct Deposit: Codable {
-        var userId: String
-        var amountCents: Int
-    }
-
-    struct ByUser: Codable {
-        var userId: String
-    }
-
-    struct StockReserved: Codable {
-        var orderId: String
-        var userId: String
-        var lines: [Line]
-        var totalCents: Int
-    }
-
-    struct OrderCancelled: Codable {
-        var orderId: String
-    }
-
-    struct Refund: Codable {
-        var orderId: String
-        var userId: String
-        var amountCents: Int
-    }
-
     /// The schema's migrations.
     public static let migrations = [
         Migration(
@@ -106,14 +55,13 @@ public enum Payments {
     /// The service's code, under `name`.
     public static func service(name: String = "payments") -> Service {
         var service = Service(name: name, migrations: migrations)
-        service.on("UserCreated") { context in
-            let event = try context.payload(UserCreated.self)
+        service.on(UserCreated.self) { context, event in
             try context.execute(
                 "INSERT INTO accounts (user_id) VALUES ($1::uuid) ON CONFLICT DO NOTHING", [event.userId])
         }
-        service.on("Deposit", deposit)
-        service.on("GetAccount") { context in
-            let userId = try context.payload(ByUser.self).userId
+        service.on(Deposit.self, deposit)
+        service.on(GetAccount.self) { context, query in
+            let userId = query.userId
             guard UUID(uuidString: userId) != nil,
                 let row = try context.query(
                     "SELECT user_id::text AS user_id, balance_cents FROM accounts WHERE user_id = $1::uuid", [userId]
@@ -124,13 +72,13 @@ public enum Payments {
             }
             try context.succeed(try account(row))
         }
-        service.on("StockReserved", charge)
-        service.on("OrderCancelled", refund)
+        service.on(StockReserved.self, charge)
+        service.on(OrderCancelled.self, refund)
+        service.publishes(FundsDeposited.self, PaymentSucceeded.self, PaymentFailed.self, PaymentRefunded.self)
         return service
     }
 
-    static func deposit(_ context: MessageContext) throws {
-        let command = try context.payload(Deposit.self)
+    static func deposit(_ context: MessageContext, _ command: Deposit) throws {
         guard command.amountCents > 0 else {
             try context.reject("amountCents must be positive", code: "invalid_amount")
             return
@@ -148,18 +96,15 @@ public enum Payments {
             "INSERT INTO ledger (user_id, kind, amount_cents, message_id) VALUES ($1::uuid, 'deposit', $2, $3)",
             [command.userId, command.amountCents, context.envelope.id])
         let account = try self.account(row)
-        try context.publish("FundsDeposited", account)
+        try context.publish(FundsDeposited(account))
         try context.succeed(account)
     }
 
     /// Charges the reserved total, all or nothing.
-    static func charge(_ context: MessageContext) throws {
-        let event = try context.payload(StockReserved.self)
+    static func charge(_ context: MessageContext, _ event: StockReserved) throws {
         let debited = try context.query(
             "UPDATE accounts SET balance_cents = balance_cents - $2, updated_at = now() WHERE user_id = $1::uuid AND balance_cents >= $2 RETURNING balance_cents",
             [event.userId, event.totalCents])
-        var outcome = PaymentOutcome(
-            orderId: event.orderId, userId: event.userId, amountCents: event.totalCents, lines: event.lines)
         if debited.first != nil {
             try context.execute(
                 "INSERT INTO charges (order_id, user_id, amount_cents, status) VALUES ($1::uuid, $2::uuid, $3, 'captured')",
@@ -169,24 +114,28 @@ public enum Payments {
                     "INSERT INTO ledger (user_id, order_id, kind, amount_cents, message_id) VALUES ($1::uuid, $2::uuid, 'charge', $3, $4)",
                     [event.userId, event.orderId, event.totalCents, context.envelope.id])
             }
-            try context.publish("PaymentSucceeded", outcome)
+            try context.publish(
+                PaymentSucceeded(
+                    orderId: event.orderId, userId: event.userId, amountCents: event.totalCents, lines: event.lines))
         } else {
             let balance = try context.query(
                 "SELECT balance_cents FROM accounts WHERE user_id = $1::uuid", [event.userId]
             ).first.map { try $0.decode(Int.self, "balance_cents") }
-            outcome.reason =
+            let reason =
                 balance.map { "insufficient funds: balance \($0) cents, order total \(event.totalCents) cents" }
                 ?? "user \(event.userId) has no account"
             try context.execute(
                 "INSERT INTO charges (order_id, user_id, amount_cents, status, reason) VALUES ($1::uuid, $2::uuid, $3, 'declined', $4)",
-                [event.orderId, event.userId, event.totalCents, outcome.reason])
-            try context.publish("PaymentFailed", outcome)
+                [event.orderId, event.userId, event.totalCents, reason])
+            try context.publish(
+                PaymentFailed(
+                    orderId: event.orderId, userId: event.userId, amountCents: event.totalCents, lines: event.lines,
+                    reason: reason))
         }
     }
 
     /// Refunds a captured charge of a cancelled order (nothing to do otherwise).
-    static func refund(_ context: MessageContext) throws {
-        let event = try context.payload(OrderCancelled.self)
+    static func refund(_ context: MessageContext, _ event: OrderCancelled) throws {
         guard
             let row = try context.query(
                 "UPDATE charges SET status = 'refunded', updated_at = now() WHERE order_id = $1::uuid AND status = 'captured' RETURNING user_id::text AS user_id, amount_cents",
@@ -195,7 +144,7 @@ public enum Payments {
         else { return }
         let amount = try row.decode(Int.self, "amount_cents")
         guard amount > 0 else { return }
-        let refund = Refund(
+        let refund = PaymentRefunded(
             orderId: event.orderId, userId: try row.decode(String.self, "user_id"),
             amountCents: amount)
         try context.execute(
@@ -204,7 +153,7 @@ public enum Payments {
         try context.execute(
             "INSERT INTO ledger (user_id, order_id, kind, amount_cents, message_id) VALUES ($1::uuid, $2::uuid, 'refund', $3, $4)",
             [refund.userId, refund.orderId, refund.amountCents, context.envelope.id])
-        try context.publish("PaymentRefunded", refund)
+        try context.publish(refund)
     }
 
     static func account(_ row: PostgresRow) throws -> Account {

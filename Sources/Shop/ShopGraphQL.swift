@@ -10,7 +10,7 @@ import Graphiti
 import HTTPTypes
 import Hummingbird
 import Orders
-import Users
+import ShopContracts
 
 /// The GraphQL endpoint of the reference system, mounted on the gateway.
 public struct ShopGraphQL: GatewayExtension {
@@ -70,21 +70,17 @@ struct ShopContext: Sendable {
     }
 
     /// Asks a query; `nil` when the service says not found.
-    func ask<T: Decodable>(_ type: String, _ service: String, _ payload: [String: String], as: T.Type) async throws
-        -> T?
-    {
+    func ask<T: Decodable, Q: CommandContract>(_ query: Q, _ service: String, as: T.Type) async throws -> T? {
         let record = try await gateway.ask(
-            type, service: try self.service(service), data: try Self.json(payload), traceparent: traceparent)
+            Q.messageType, service: try self.service(service), data: try Self.json(query), traceparent: traceparent)
         return try Self.outcome(record, as: T.self, notFoundIsNil: true)
     }
 
     /// Submits a command and waits for its result.
-    func execute<T: Decodable, P: Encodable>(_ type: String, _ service: String, _ payload: P, as: T.Type)
-        async throws -> T
-    {
+    func execute<T: Decodable, C: CommandContract>(_ command: C, _ service: String, as: T.Type) async throws -> T {
         let record = try await gateway.execute(
-            type, service: try self.service(service), data: try Self.json(payload), wait: wait, traceparent: traceparent
-        )
+            C.messageType, service: try self.service(service), data: try Self.json(command), wait: wait,
+            traceparent: traceparent)
         guard record.status.isTerminal else {
             throw GraphQLError(
                 message: "command \(record.id) is still \(record.status.rawValue); poll /v1/commands/\(record.id)")
@@ -140,52 +136,39 @@ struct ShopResolver: Sendable {
         let productId: String
         let quantity: Int
     }
-    struct UserPage: Codable { let users: [Users.User] }
     struct OrderList: Codable { let orders: [Order] }
 
-    func user(context: ShopContext, arguments: ByID) async throws -> Users.User? {
-        try await context.ask("GetUser", "users", ["id": arguments.id], as: Users.User.self)
+    func user(context: ShopContext, arguments: ByID) async throws -> User? {
+        try await context.ask(GetUser(id: arguments.id), "users", as: User.self)
     }
 
-    func users(context: ShopContext, arguments: NoArguments) async throws -> [Users.User] {
-        try await context.ask("ListUsers", "users", ["limit": "500"], as: UserPage.self)?.users ?? []
+    func users(context: ShopContext, arguments: NoArguments) async throws -> [User] {
+        try await context.ask(ListUsers(limit: "500"), "users", as: UserPage.self)?.users ?? []
     }
 
     func order(context: ShopContext, arguments: ByID) async throws -> Order? {
-        try await context.ask("GetOrder", "orders", ["id": arguments.id], as: Order.self)
+        try await context.ask(GetOrder(id: arguments.id), "orders", as: Order.self)
     }
 
     func userOrders(context: ShopContext, arguments: ByUser) async throws -> [Order] {
-        try await context.ask("ListUserOrders", "orders", ["id": arguments.userId], as: OrderList.self)?.orders ?? []
+        try await context.ask(ListUserOrders(id: arguments.userId), "orders", as: OrderList.self)?.orders ?? []
     }
 
-    func createUser(context: ShopContext, arguments: CreateUserArguments) async throws -> Users.User {
-        try await context.execute(
-            "CreateUser", "users", ["email": arguments.email, "name": arguments.name], as: Users.User.self)
+    func createUser(context: ShopContext, arguments: CreateUserArguments) async throws -> User {
+        try await context.execute(CreateUser(email: arguments.email, name: arguments.name), "users", as: User.self)
     }
 
     func createOrder(context: ShopContext, arguments: CreateOrderArguments) async throws -> Order {
-        struct Payload: Encodable {
-            let userId: String
-            let items: [ItemInput]
-            let checkout: Bool
-        }
+        let items = (arguments.items ?? []).map { OrderItem(productId: $0.productId, quantity: $0.quantity) }
         return try await context.execute(
-            "PlaceOrder", "orders",
-            Payload(userId: arguments.userId, items: arguments.items ?? [], checkout: arguments.checkout ?? true),
+            PlaceOrder(userId: arguments.userId, items: items, checkout: arguments.checkout ?? true), "orders",
             as: Order.self)
     }
 
     func addItemToOrder(context: ShopContext, arguments: AddItemArguments) async throws -> Order {
-        struct Payload: Encodable {
-            let id: String
-            let productId: String
-            let quantity: Int
-        }
-        return try await context.execute(
-            "AddItemToOrder", "orders",
-            Payload(id: arguments.orderId, productId: arguments.productId, quantity: arguments.quantity),
-            as: Order.self)
+        try await context.execute(
+            AddItemToOrder(id: arguments.orderId, productId: arguments.productId, quantity: arguments.quantity),
+            "orders", as: Order.self)
     }
 }
 
@@ -196,7 +179,7 @@ struct ShopAPI: API {
 
     init() throws {
         schema = try Schema<ShopResolver, ShopContext> {
-            Type(Users.User.self, as: "User") {
+            Type(User.self, as: "User") {
                 Field("id", at: \.id)
                 Field("email", at: \.email)
                 Field("name", at: \.name)

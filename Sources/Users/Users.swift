@@ -4,6 +4,7 @@
 import Choreo
 import Foundation
 import Postgres
+import ShopContracts
 
 /// The users service.
 ///
@@ -14,41 +15,6 @@ import Postgres
 /// - `GetUser {id}`: the user, or `not_found`.
 /// - `ListUsers {limit?, after?}`: users by creation order, `{users, next}` (keyset paging).
 public enum Users {
-    /// A user as the API shows it.
-    public struct User: Codable, Sendable, Equatable {
-        public var id: String
-        public var email: String
-        public var name: String
-        public var status: String
-        public var createdAt: String
-    }
-
-    /// `UserCreated`, the event other services build on.
-    public struct UserCreated: Codable, Sendable {
-        public var userId: String
-        public var email: String
-        public var name: String
-    }
-
-    struct CreateUser: Codable {
-        var email: String
-        var name: String
-    }
-
-    struct ByID: Codable {
-        var id: String
-    }
-
-    struct Page: Codable {
-        var limit: String?
-        var after: String?
-    }
-
-    struct Listing: Codable {
-        var users: [User]
-        var next: String?
-    }
-
     /// The schema's migrations.
     public static let migrations = [
         Migration(
@@ -69,17 +35,16 @@ public enum Users {
     /// The service's code, under `name`.
     public static func service(name: String = "users") -> Service {
         var service = Service(name: name, migrations: migrations)
-        service.on("CreateUser", create)
-        service.on("GetUser") { context in
-            let id = try context.payload(ByID.self).id
+        service.on(CreateUser.self, create)
+        service.on(GetUser.self) { context, query in
+            let id = query.id
             guard UUID(uuidString: id) != nil, let user = try fetch(context, id: id) else {
                 try context.reject("no user \(id)", code: "not_found")
                 return
             }
             try context.succeed(user)
         }
-        service.on("ListUsers") { context in
-            let page = try context.payload(Page.self)
+        service.on(ListUsers.self) { context, page in
             let limit = min(max(Int(page.limit ?? "") ?? 50, 1), 500)
             let after = Int(page.after ?? "") ?? 0
             let rows = try context.query(
@@ -90,16 +55,16 @@ public enum Users {
                 users.removeLast()
                 next = String(try rows.rows[limit - 1].decode(Int.self, "seq"))
             }
-            try context.succeed(Listing(users: users, next: next))
+            try context.succeed(UserPage(users: users, next: next))
         }
+        service.publishes(UserCreated.self)
         return service
     }
 
     static let columns =
         "id::text AS id, email, name, status, to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') AS created_at"
 
-    static func create(_ context: MessageContext) throws {
-        let command = try context.payload(CreateUser.self)
+    static func create(_ context: MessageContext, _ command: CreateUser) throws {
         let email = command.email.trimmingCharacters(in: .whitespaces)
         let name = command.name.trimmingCharacters(in: .whitespacesAndNewlines)
         guard isValidEmail(email) else {
@@ -120,7 +85,7 @@ public enum Users {
             return
         }
         let created = try user(row)
-        try context.publish("UserCreated", UserCreated(userId: created.id, email: created.email, name: created.name))
+        try context.publish(UserCreated(userId: created.id, email: created.email, name: created.name))
         try context.succeed(created)
     }
 

@@ -1,0 +1,121 @@
+// InventoryContract: the messages of the inventory service: its commands, the events it
+// publishes (the stock side of the order saga), and its results.
+
+import Choreo
+
+/// `CreateProduct` (POST /v1/products).
+public struct CreateProduct: CommandContract, Equatable {
+    public var sku: String
+    public var name: String
+    public var priceCents: Int
+    public var stock: Int
+
+    public init(sku: String, name: String, priceCents: Int, stock: Int) {
+        self.sku = sku
+        self.name = name
+        self.priceCents = priceCents
+        self.stock = stock
+    }
+}
+
+/// `RestockProduct` (POST /v1/products/{id}/restock).
+public struct RestockProduct: CommandContract, Equatable {
+    public var id: String
+    public var quantity: Int
+
+    public init(id: String, quantity: Int) {
+        self.id = id
+        self.quantity = quantity
+    }
+}
+
+/// `GetProduct` (GET /v1/products/{id}).
+public struct GetProduct: CommandContract, Equatable {
+    public var id: String
+
+    public init(id: String) { self.id = id }
+}
+
+/// A product as the API shows it (the result of CreateProduct, RestockProduct, GetProduct).
+public struct Product: Codable, Sendable, Equatable {
+    public var id: String
+    public var sku: String
+    public var name: String
+    public var priceCents: Int
+    public var stock: Int
+
+    public init(id: String, sku: String, name: String, priceCents: Int, stock: Int) {
+        self.id = id
+        self.sku = sku
+        self.name = name
+        self.priceCents = priceCents
+        self.stock = stock
+    }
+}
+
+/// `ProductCreated` on `inventory.events`: the new product.
+public struct ProductCreated: EventContract, Equatable {
+    public var id: String
+    public var sku: String
+    public var name: String
+    public var priceCents: Int
+    public var stock: Int
+
+    public init(_ product: Product) {
+        (id, sku, name, priceCents, stock) = (product.id, product.sku, product.name, product.priceCents, product.stock)
+    }
+}
+
+/// `ProductRestocked` on `inventory.events`: the product with its new stock.
+public struct ProductRestocked: EventContract, Equatable {
+    public var id: String
+    public var sku: String
+    public var name: String
+    public var priceCents: Int
+    public var stock: Int
+
+    public init(_ product: Product) {
+        (id, sku, name, priceCents, stock) = (product.id, product.sku, product.name, product.priceCents, product.stock)
+    }
+}
+
+/// `StockReserved` on `inventory.events`: every line of a placed order is held, priced from
+/// the catalogue; payments charges the total.
+public struct StockReserved: EventContract, Equatable {
+    public var orderId: String
+    public var userId: String
+    public var lines: [OrderLine]
+    public var totalCents: Int
+
+    public init(orderId: String, userId: String, lines: [OrderLine], totalCents: Int) {
+        self.orderId = orderId
+        self.userId = userId
+        self.lines = lines
+        self.totalCents = totalCents
+    }
+}
+
+/// `StockRejected` on `inventory.events`: nothing was reserved (unknown product, not enough
+/// stock, no items); orders cancels the order.
+public struct StockRejected: EventContract, Equatable {
+    public var orderId: String
+    public var userId: String
+    public var reason: String
+
+    public init(orderId: String, userId: String, reason: String) {
+        self.orderId = orderId
+        self.userId = userId
+        self.reason = reason
+    }
+}
+
+/// `StockReleased` on `inventory.events`: a cancelled order's reservation went back to stock.
+public struct StockReleased: EventContract, Equatable {
+    public var orderId: String
+    public var lines: [OrderLine]
+
+    public init(orderId: String, lines: [OrderLine]) {
+        self.orderId = orderId
+        self.lines = lines
+    }
+}
