@@ -23,6 +23,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto.git", from: "3.0.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.0.0"),
         .package(url: "https://github.com/GraphQLSwift/Graphiti.git", from: "3.0.0"),
+        .package(url: "https://github.com/GraphQLSwift/GraphQL.git", from: "4.0.0"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.1.0"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.20.0"),
         .package(url: "https://github.com/apple/swift-distributed-tracing.git", from: "1.1.0"),
@@ -66,13 +67,17 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Instrumentation", package: "swift-distributed-tracing"),
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
             ]
         ),
         .target(name: "ChoreoTesting", dependencies: ["Redis", "Postgres", "Choreo", "Probe"]),
         .target(name: "Probe", dependencies: ["Choreo", "Postgres"]),
         // The reference system: one module per service, and the shop's cross-cutting parts
         // (GraphQL, the consistency checker, the load run).
+        // The README's example service.
+        .target(name: "Hello", dependencies: ["Choreo", "Postgres"]),
         // Every message type of the shop, defined once by the service that owns it.
         .target(name: "ShopContracts", dependencies: ["Choreo"]),
         .target(name: "Users", dependencies: ["Choreo", "Postgres", "ShopContracts"]),
@@ -84,7 +89,11 @@ let package = Package(
             dependencies: [
                 "Choreo", "Postgres", "Gateway", "ShopContracts", "Users", "Inventory", "Payments", "Orders",
                 .product(name: "Graphiti", package: "Graphiti"),
+                .product(name: "GraphQL", package: "GraphQL"),
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ]
@@ -104,9 +113,9 @@ let package = Package(
         .executableTarget(
             name: "ChoreoCLI",
             dependencies: [
-                "Choreo", "Redis", "Postgres", "Probe", "Gateway", "Shop", "Console", "Users", "Inventory", "Payments",
-                "Orders",
+                "Choreo", "Redis", "Postgres", "Probe", "Gateway", "Shop", "Console", "Hello",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -116,20 +125,23 @@ let package = Package(
             name: "GatewayTests",
             dependencies: [
                 "Gateway", "Choreo", "ChoreoTesting", "Redis",
+                .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
             ]
         ),
         // The reference services' decisions, one message at a time (HandlerHarness: Postgres only).
         .testTarget(
             name: "ServiceTests",
             dependencies: [
-                "Choreo", "ChoreoTesting", "ShopContracts", "Users", "Inventory", "Payments", "Orders", "Postgres",
+                "Choreo", "ChoreoTesting", "Hello", "ShopContracts", "Users", "Inventory", "Payments", "Orders",
+                "Postgres",
             ]),
-        .testTarget(name: "ChoreoTests", dependencies: ["Choreo", "Probe", "ChoreoTesting", "Redis", "Postgres"]),
+        .testTarget(name: "ChoreoTests", dependencies: ["Choreo", "ChoreoTesting", "Redis", "Postgres"]),
         .testTarget(
             name: "ShopTests",
             dependencies: [
-                "Shop", "Console", "Gateway", "Choreo", "ChoreoTesting", "Postgres", "Redis",
+                "Shop", "ShopContracts", "Choreo", "ChoreoTesting", "Postgres", "Redis",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ]),
     ],

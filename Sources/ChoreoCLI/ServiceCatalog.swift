@@ -1,6 +1,7 @@
 // ServiceCatalog: the service implementations linked into this binary, by code name.
 
 import Choreo
+import Hello
 import Probe
 import Shop
 
@@ -8,7 +9,11 @@ import Shop
 /// key (default: its name).
 enum ServiceCatalog {
     static func service(for definition: ServiceDefinition) -> Service? {
-        definition.code == "probe" ? Probe.service(name: definition.name) : ShopServices.service(for: definition)
+        switch definition.code {
+        case "probe": return Probe.service(name: definition.name)
+        case "hello": return Hello.service(name: definition.name)
+        default: return ShopServices.service(for: definition)
+        }
     }
 
     static func require(_ definition: ServiceDefinition) throws -> Service {
