@@ -1,5 +1,6 @@
 // Envelope: the flat stream fields every Choreo message carries, encoded and decoded.
 
+import ChoreoJSON
 import Foundation
 import Redis
 

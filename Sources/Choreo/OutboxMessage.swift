@@ -1,6 +1,7 @@
 // OutboxMessage: one emitted message on its way to Redis: built from a handler's emission,
 // stored in the outbox table, turned into Redis commands by the publisher.
 
+import ChoreoJSON
 import Foundation
 import Redis
 

@@ -10,7 +10,9 @@ import Redis
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench", abstract: "Benchmarks (medians of --runs runs; no timed assertions).",
-        subcommands: [RedisBench.self, PostgresBench.self, RuntimeBench.self, ReplayBench.self, SoakBench.self])
+        subcommands: [
+            JSONBench.self, RedisBench.self, PostgresBench.self, RuntimeBench.self, ReplayBench.self, SoakBench.self,
+        ])
 }
 
 /// Options of every benchmark.

@@ -2,6 +2,7 @@
 // fields, exact types (no coercion), sizes, unknown fields; collects every field error.
 
 import Choreo
+import ChoreoJSON
 import Foundation
 
 /// Validates request bodies against ``FieldSpec``s.

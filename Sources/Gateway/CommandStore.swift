@@ -5,6 +5,7 @@
 // so no event loop ever blocks on hiredis.
 
 import Choreo
+import ChoreoJSON
 import Foundation
 import Redis
 import Synchronization

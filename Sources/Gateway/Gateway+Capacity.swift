@@ -3,6 +3,7 @@
 // that fail fast when it may not, and the readiness answer.
 
 import Choreo
+import ChoreoJSON
 import Foundation
 import HTTPTypes
 import Hummingbird

@@ -3,6 +3,7 @@
 // answered by the owning service, plus health, readiness and metrics.
 
 import Choreo
+import ChoreoJSON
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -163,7 +164,7 @@ public final class Gateway: Sendable {
             throw Problem.badRequest("the body is empty; send a JSON object")
         }
         var value =
-            bodyless ? JSONValue.object([:]) : try buffer.withUnsafeReadableBytes { try JSONValue.parse(bytes: $0) }
+            bodyless ? JSONValue.object([:]) : try buffer.withUnsafeReadableBytes { try JSONValue.parseBody(bytes: $0) }
         let errors = BodyValidator.errors(value, fields: route.body)
         guard errors.isEmpty else {
             throw Problem.unprocessable("the body does not match \(route.method) \(route.path)", errors)

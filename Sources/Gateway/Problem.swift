@@ -1,6 +1,7 @@
 // Problem: every gateway error as an RFC 9457 application/problem+json response.
 
 import Choreo
+import ChoreoJSON
 import Foundation
 import Hummingbird
 import Redis
@@ -133,6 +134,17 @@ struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
         } catch {
             context.logger.error("unhandled error", metadata: ["error": "\(error)"])
             return try Problem.unexpected(error).response(from: request, context: context)
+        }
+    }
+}
+
+extension JSONValue {
+    /// Parses a request body; a body that is not JSON is a ``Problem`` (400) naming why.
+    static func parseBody(bytes: UnsafeRawBufferPointer) throws -> JSONValue {
+        do {
+            return try JSONValue.parse(bytes: bytes)
+        } catch {
+            throw Problem.badRequest(error.reason)
         }
     }
 }

@@ -3,6 +3,7 @@
 // the same way; a request that fails any of them is left to the router, which answers it.
 
 import Choreo
+import ChoreoJSON
 import HTTPTypes
 import Metrics
 import NIOCore
@@ -86,7 +87,7 @@ struct SubmitRoutes: Sendable {
     /// (the router then answers with the reason).
     func envelope(_ head: HTTPRequest, route: Route, body: ByteBuffer) -> Envelope? {
         guard body.readableBytes > 0,
-            let value = try? body.withUnsafeReadableBytes({ try JSONValue.parse(bytes: $0) }),
+            let value = try? body.withUnsafeReadableBytes({ try JSONValue.parseBody(bytes: $0) }),
             BodyValidator.errors(value, fields: route.definition.body).isEmpty
         else { return nil }
         return Envelope(

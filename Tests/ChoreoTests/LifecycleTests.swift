@@ -1,3 +1,4 @@
+import ChoreoJSON
 import ChoreoTesting
 import Foundation
 import Postgres

@@ -88,6 +88,25 @@ struct RedisConnectionTests {
         #expect(try await client.command(["GET", key]).string == "async")
         let replies = try await client.pipeline([["INCR", key + ":c"], ["INCR", key + ":c"]])
         #expect(replies == [.integer(1), .integer(2)])
+        // More blocked commands in flight than the cooperative pool has threads, and this task
+        // still runs and sees every one of them blocked in Redis at once.
+        let width = ProcessInfo.processInfo.activeProcessorCount + 2
+        let blockers = try (0..<width).map { _ in try RedisClient(url: TestEnvironment.redisURL) }
+        let blocked = Task {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for blocker in blockers {
+                    group.addTask { _ = try await blocker.command(["BLPOP", key + ":none", "4"]) }
+                }
+                try await group.waitForAll()
+            }
+        }
+        try await eventually("\(width) commands blocked at once", timeout: 3.5) {
+            let info = try await client.command(["INFO", "clients"]).string ?? ""
+            let count = info.split(whereSeparator: \.isNewline).first { $0.hasPrefix("blocked_clients:") }
+                .flatMap { Int($0.dropFirst("blocked_clients:".count)) }
+            return (count ?? 0) >= width
+        }
+        try await blocked.value
     }
 
     @Test("concurrent callers share round trips: every reply reaches its caller, errors only the failing one")

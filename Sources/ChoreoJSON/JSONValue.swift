@@ -13,18 +13,24 @@ public indirect enum JSONValue: Sendable, Equatable, Codable {
     case array([JSONValue])
     case object([String: JSONValue])
 
-    /// Parses JSON text; throws a ``Problem`` (400) naming the problem.
-    public static func parse(_ data: Data) throws -> JSONValue {
-        try data.withUnsafeBytes { try parse(bytes: $0) }
+    /// Parses JSON data (see ``JSONReader`` for the rules).
+    public static func parse(_ data: Data) throws(JSONError) -> JSONValue {
+        let result = data.withUnsafeBytes { bytes in Result { () throws(JSONError) in try parse(bytes: bytes) } }
+        return try result.get()
     }
 
-    /// Parses JSON text from raw bytes; throws a ``Problem`` (400) naming the problem.
-    public static func parse(bytes: UnsafeRawBufferPointer) throws -> JSONValue {
-        do {
-            return try JSONReader.parse(bytes.bindMemory(to: UInt8.self))
-        } catch {
-            throw Problem.badRequest(error.reason)
+    /// Parses JSON text.
+    public static func parse(_ text: String) throws(JSONError) -> JSONValue {
+        var text = text
+        let result = text.withUTF8 { bytes in
+            Result { () throws(JSONError) in try JSONReader<BuildingMode>.parse(bytes) }
         }
+        return try result.get()
+    }
+
+    /// Parses JSON from raw bytes (invalid UTF-8 is refused).
+    public static func parse(bytes: UnsafeRawBufferPointer) throws(JSONError) -> JSONValue {
+        try JSONReader<BuildingMode>.parse(bytes.bindMemory(to: UInt8.self))
     }
 
     public init(from decoder: Decoder) throws {

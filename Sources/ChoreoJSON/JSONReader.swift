@@ -1,24 +1,60 @@
-// JSONReader: the request body's JSON parsed into a JSONValue by hand: Foundation's JSONDecoder
-// through Codable cost about a seventh of a submit's CPU (JSONWriter is its counterpart).
+// JSONReader: the one JSON grammar of the package (RFC 8259), by hand: Foundation's
+// JSONDecoder through Codable cost about a seventh of a submit's CPU. It builds a JSONValue, or
+// only validates (no allocation: the envelope's payload check on every message).
+
+/// Why a text is not the JSON wanted.
+public struct JSONError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// For a person: what is wrong.
+    public var reason: String
+
+    /// Creates an error.
+    public init(reason: String = "the body is not valid JSON") { self.reason = reason }
+
+    public var description: String { reason }
+}
 
 /// A strict RFC 8259 parser into ``JSONValue``: integers without a fraction or exponent that
-/// fit 64 bits stay integers, every other number is a double; strings must be valid UTF-8;
-/// nesting is capped; an object may not repeat a key (which copy counts would be up to each
-/// reader, and the gateway forwards the body as sent).
-struct JSONReader {
-    struct Failure: Error {
-        var reason = "the body is not valid JSON"
-    }
+/// fit 64 bits stay integers, every other number is a finite double; strings must be valid
+/// UTF-8 without raw control characters (NUL included); nesting is capped at
+/// ``JSONReader/maxDepth``; an object may not repeat a key (which copy counts would be up to
+/// each reader, and the gateway forwards the body as sent). In validating mode the same
+/// grammar runs without building values (duplicate keys are then not looked for).
+/// Whether a reader builds values; a type, so each mode is its own specialization (the
+/// validating one with the building code removed).
+protocol JSONReaderMode {
+    static var building: Bool { get }
+}
+
+/// Builds ``JSONValue``s.
+enum BuildingMode: JSONReaderMode {
+    static var building: Bool { true }
+}
+
+/// Checks syntax only.
+enum ValidatingMode: JSONReaderMode {
+    static var building: Bool { false }
+}
+
+struct JSONReader<Mode: JSONReaderMode> {
+    typealias Failure = JSONError
 
     private let bytes: UnsafeBufferPointer<UInt8>
     private var index = 0
-    private static let maxDepth = 256
+    /// Whether values are built (false: syntax only).
+    private var building: Bool { Mode.building }
+    /// Whether the bytes are known to be UTF-8 (a Swift string's): then not checked again.
+    private let knownUTF8: Bool
+    /// The deepest nesting accepted (arrays and objects inside each other).
+    static var maxDepth: Int { 256 }
 
-    private init(_ bytes: UnsafeBufferPointer<UInt8>) { self.bytes = bytes }
+    private init(_ bytes: UnsafeBufferPointer<UInt8>, knownUTF8: Bool = false) {
+        self.bytes = bytes
+        self.knownUTF8 = knownUTF8
+    }
 
     /// Parses one JSON value filling all of `bytes` (surrounding whitespace allowed).
     static func parse(_ bytes: UnsafeBufferPointer<UInt8>) throws(Failure) -> JSONValue {
-        var reader = JSONReader(bytes)
+        var reader = JSONReader<BuildingMode>(bytes)
         reader.skipSpace()
         let value = try reader.value(depth: 0)
         reader.skipSpace()
@@ -26,9 +62,19 @@ struct JSONReader {
         return value
     }
 
-    private var current: UInt8? { index < bytes.count ? bytes[index] : nil }
+    /// Whether `bytes` are one JSON value (the same grammar, nothing built). `knownUTF8`: the
+    /// bytes are a Swift string's, so their encoding needs no check.
+    static func isValid(_ bytes: UnsafeBufferPointer<UInt8>, knownUTF8: Bool = false) -> Bool {
+        var reader = JSONReader<ValidatingMode>(bytes, knownUTF8: knownUTF8)
+        reader.skipSpace()
+        guard (try? reader.value(depth: 0)) != nil else { return false }
+        reader.skipSpace()
+        return reader.index == bytes.count
+    }
 
-    private mutating func skipSpace() {
+    @inline(__always) private var current: UInt8? { index < bytes.count ? bytes[index] : nil }
+
+    @inline(__always) private mutating func skipSpace() {
         while index < bytes.count {
             switch bytes[index] {
             case 32, 9, 10, 13: index += 1
@@ -37,7 +83,7 @@ struct JSONReader {
         }
     }
 
-    private mutating func expect(_ byte: UInt8) throws(Failure) {
+    @inline(__always) private mutating func expect(_ byte: UInt8) throws(Failure) {
         guard current == byte else { throw Failure() }
         index += 1
     }
@@ -54,11 +100,12 @@ struct JSONReader {
         switch byte {
         case UInt8(ascii: "{"):
             index += 1
-            var object: [String: JSONValue] = [:]
+            // Nothing is collected when validating (no allocation, no reference counting).
+            var object: [String: JSONValue]? = building ? [:] : nil
             skipSpace()
             if current == UInt8(ascii: "}") {
                 index += 1
-                return .object(object)
+                return object.map(JSONValue.object) ?? .null
             }
             while true {
                 skipSpace()
@@ -66,9 +113,9 @@ struct JSONReader {
                 skipSpace()
                 try expect(UInt8(ascii: ":"))
                 skipSpace()
-                guard object.updateValue(try value(depth: depth + 1), forKey: key) == nil else {
-                    throw Failure(
-                        reason: "the body repeats a key: '\(key.prefix(100))' appears twice in one object")
+                let member = try value(depth: depth + 1)
+                if let key, object?.updateValue(member, forKey: key) != nil {
+                    throw Failure(reason: "the body repeats a key: '\(key.prefix(100))' appears twice in one object")
                 }
                 skipSpace()
                 if current == UInt8(ascii: ",") {
@@ -76,29 +123,30 @@ struct JSONReader {
                     continue
                 }
                 try expect(UInt8(ascii: "}"))
-                return .object(object)
+                return object.map(JSONValue.object) ?? .null
             }
         case UInt8(ascii: "["):
             index += 1
-            var array: [JSONValue] = []
+            var array: [JSONValue]? = building ? [] : nil
             skipSpace()
             if current == UInt8(ascii: "]") {
                 index += 1
-                return .array(array)
+                return array.map(JSONValue.array) ?? .null
             }
             while true {
                 skipSpace()
-                array.append(try value(depth: depth + 1))
+                let element = try value(depth: depth + 1)
+                array?.append(element)
                 skipSpace()
                 if current == UInt8(ascii: ",") {
                     index += 1
                     continue
                 }
                 try expect(UInt8(ascii: "]"))
-                return .array(array)
+                return array.map(JSONValue.array) ?? .null
             }
         case UInt8(ascii: "\""):
-            return .string(try string())
+            return try string().map(JSONValue.string) ?? .null
         case UInt8(ascii: "t"):
             try literal("true")
             return .bool(true)
@@ -113,7 +161,7 @@ struct JSONReader {
         }
     }
 
-    private mutating func digits() throws(Failure) {
+    @inline(__always) private mutating func digits() throws(Failure) {
         let start = index
         while let byte = current, byte >= 48, byte <= 57 { index += 1 }
         guard index > start else { throw Failure() }
@@ -140,10 +188,13 @@ struct JSONReader {
             try digits()
             integral = false
         }
+        // Validating, a short integer needs no conversion; anything else is converted as when
+        // building, so both modes refuse the same texts (a number beyond a double's range).
+        if !building, integral, index - start <= 18 { return .null }
         let text = String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<index]), as: UTF8.self)
-        if integral, let value = Int64(text) { return .integer(value) }
+        if integral, let value = Int64(text) { return building ? .integer(value) : .null }
         guard let value = Double(text), value.isFinite else { throw Failure() }
-        return .number(value)
+        return building ? .number(value) : .null
     }
 
     private mutating func hexQuad() throws(Failure) -> UInt32 {
@@ -164,7 +215,23 @@ struct JSONReader {
         return value
     }
 
-    private mutating func string() throws(Failure) -> String {
+    /// Checks `raw` is UTF-8 without building a string (validating mode: nil).
+    private func validUTF8(_ raw: UnsafeBufferPointer<UInt8>) throws(Failure) -> String? {
+        // ASCII is the common case; only text with a non-ASCII byte needs the decoder.
+        guard raw.contains(where: { $0 >= 0x80 }) else { return nil }
+        var iterator = raw.makeIterator()
+        var decoder = UTF8()
+        while true {
+            switch decoder.decode(&iterator) {
+            case .scalarValue: continue
+            case .emptyInput: return nil
+            case .error: throw Failure()
+            }
+        }
+    }
+
+    /// A string; nil when validating (nothing is built).
+    private mutating func string() throws(Failure) -> String? {
         try expect(UInt8(ascii: "\""))
         let start = index
         // Fast path: no escapes.
@@ -175,6 +242,7 @@ struct JSONReader {
         if current == UInt8(ascii: "\"") {
             let raw = UnsafeBufferPointer(rebasing: bytes[start..<index])
             index += 1
+            guard building else { return knownUTF8 ? nil : try validUTF8(raw) }
             guard let text = String(validating: raw, as: UTF8.self) else { throw Failure() }
             return text
         }

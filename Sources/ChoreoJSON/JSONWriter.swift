@@ -1,5 +1,6 @@
-// JSONWriter: a JSONValue written as compact JSON text with sorted keys, by hand (Foundation's
-// JSONEncoder through Codable cost several microseconds per request body).
+// JSONWriter: JSON text by hand (Foundation's JSONEncoder through Codable cost several
+// microseconds per request body): a JSONValue as compact text with sorted keys, and the one
+// string escaper of the package.
 
 /// Writes a ``JSONValue`` as compact JSON with object keys sorted (by their UTF-8 bytes), so
 /// equal documents have equal text.
@@ -17,7 +18,7 @@ enum JSONWriter {
         case .bool(let flag): out.append(contentsOf: (flag ? "true" : "false").utf8)
         case .integer(let number): out.append(contentsOf: String(number).utf8)
         case .number(let number): out.append(contentsOf: "\(number)".utf8)
-        case .string(let string): quoted(string, to: &out)
+        case .string(let string): appendQuoted(string, to: &out)
         case .array(let elements):
             out.append(UInt8(ascii: "["))
             for (position, element) in elements.enumerated() {
@@ -31,7 +32,7 @@ enum JSONWriter {
                 .enumerated()
             {
                 if position > 0 { out.append(UInt8(ascii: ",")) }
-                quoted(key, to: &out)
+                appendQuoted(key, to: &out)
                 out.append(UInt8(ascii: ":"))
                 write(members[key]!, to: &out)
             }
@@ -39,23 +40,36 @@ enum JSONWriter {
         }
     }
 
-    private static func quoted(_ string: String, to out: inout [UInt8]) {
+    /// Appends `string` as a quoted JSON string: `"`, `\\` and control characters escaped
+    /// (`\\n`, `\\r`, `\\t`, `\\b`, `\\f`, else `\\u00XX`), everything else as its UTF-8
+    /// bytes, copied in runs.
+    static func appendQuoted(_ string: String, to out: inout [UInt8]) {
         out.append(UInt8(ascii: "\""))
-        for byte in string.utf8 {
-            switch byte {
-            case UInt8(ascii: "\""): out.append(contentsOf: [92, 34])
-            case UInt8(ascii: "\\"): out.append(contentsOf: [92, 92])
-            case 10: out.append(contentsOf: [92, 110])
-            case 13: out.append(contentsOf: [92, 114])
-            case 9: out.append(contentsOf: [92, 116])
-            case 8: out.append(contentsOf: [92, 98])
-            case 12: out.append(contentsOf: [92, 102])
-            case 0..<32:
-                let hex = Array("0123456789abcdef".utf8)
-                out.append(contentsOf: [92, 117, 48, 48, hex[Int(byte >> 4)], hex[Int(byte & 15)]])
-            default: out.append(byte)
+        var string = string
+        string.withUTF8 { bytes in
+            var clean = 0
+            for (index, byte) in bytes.enumerated() where byte < 32 || byte == 34 || byte == 92 {
+                out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[clean..<index]))
+                out.append(92)
+                switch byte {
+                case 34: out.append(34)
+                case 92: out.append(92)
+                case 10: out.append(110)
+                case 13: out.append(114)
+                case 9: out.append(116)
+                case 8: out.append(98)
+                case 12: out.append(102)
+                default:
+                    out.append(contentsOf: [117, 48, 48, hexDigit(byte >> 4), hexDigit(byte & 15)])
+                }
+                clean = index + 1
             }
+            out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[clean...]))
         }
         out.append(UInt8(ascii: "\""))
+    }
+
+    private static func hexDigit(_ value: UInt8) -> UInt8 {
+        value < 10 ? 48 + value : 87 + value
     }
 }
