@@ -74,6 +74,9 @@ let package = Package(
                 .product(name: "Tracing", package: "swift-distributed-tracing"),
             ]
         ),
+        // Operator tools over the runtime's Redis and Postgres state (status, saga traces, the
+        // dead-letter set, ACLs), used by the CLI and the console, not by workers.
+        .target(name: "Operations", dependencies: ["Choreo", "Redis", "Postgres"]),
         .target(name: "ChoreoTesting", dependencies: ["Redis", "Postgres", "Choreo", "Probe"]),
         .target(name: "Probe", dependencies: ["Choreo", "Postgres"]),
         // The reference system: one module per service, and the shop's cross-cutting parts
@@ -103,7 +106,7 @@ let package = Package(
         .target(
             name: "Console",
             dependencies: [
-                "Choreo", "Gateway", "Redis", "Postgres",
+                "Choreo", "Gateway", "Operations", "Redis", "Postgres",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -116,6 +119,7 @@ let package = Package(
             name: "ChoreoCLI",
             dependencies: [
                 "Choreo", "ChoreoJSON", "Redis", "Postgres", "Probe", "Gateway", "Shop", "Console", "Hello",
+                "Operations",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
@@ -127,7 +131,7 @@ let package = Package(
         .testTarget(
             name: "GatewayTests",
             dependencies: [
-                "Gateway", "Choreo", "ChoreoTesting", "Redis",
+                "Gateway", "Choreo", "ChoreoTesting", "Operations", "Redis",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -144,7 +148,7 @@ let package = Package(
         .testTarget(
             name: "ShopTests",
             dependencies: [
-                "Shop", "ShopContracts", "Choreo", "ChoreoTesting", "Postgres", "Redis",
+                "Shop", "ShopContracts", "Choreo", "ChoreoTesting", "Operations", "Postgres", "Redis",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ]),
     ],

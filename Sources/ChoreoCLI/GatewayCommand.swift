@@ -7,6 +7,7 @@ import Foundation
 import Gateway
 import Hummingbird
 import Logging
+import Operations
 import Shop
 
 struct GatewayCommand: AsyncParsableCommand {

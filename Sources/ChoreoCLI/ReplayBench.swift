@@ -4,6 +4,7 @@
 import ArgumentParser
 import Choreo
 import Foundation
+import Operations
 import Redis
 
 struct ReplayBench: ParsableCommand {

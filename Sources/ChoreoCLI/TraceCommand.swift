@@ -3,6 +3,7 @@
 import ArgumentParser
 import Choreo
 import Foundation
+import Operations
 import Postgres
 
 struct TraceCommand: ParsableCommand {

@@ -8,6 +8,7 @@ import Foundation
 import Gateway
 import HTTPTypes
 import Hummingbird
+import Operations
 import Postgres
 import Redis
 import Synchronization

@@ -4,6 +4,7 @@
 
 import Choreo
 import Foundation
+import Operations
 
 /// HTML escaping of untrusted text (payloads, errors, names).
 func escape(_ text: String) -> String {

@@ -5,6 +5,7 @@ import Gateway
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
+import Operations
 import Redis
 import Testing
 

@@ -1,6 +1,7 @@
 import Choreo
 import ChoreoTesting
 import Foundation
+import Operations
 import Postgres
 import Redis
 import Shop

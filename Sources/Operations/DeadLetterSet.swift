@@ -4,6 +4,7 @@
 // dead letter only after the re-add succeeded: a crash in between leaves a duplicate that the
 // inbox absorbs, never a loss.
 
+import Choreo
 import Foundation
 import Redis
 

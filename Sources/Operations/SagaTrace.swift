@@ -9,6 +9,7 @@
 // extra trace table is written on the hot path. Retries that later succeeded leave no count
 // behind; dead letters keep their delivery count.
 
+import Choreo
 import Foundation
 import Postgres
 import Redis

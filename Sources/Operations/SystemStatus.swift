@@ -3,6 +3,7 @@
 // throughput between two snapshots; dead letters) with the problems highlighted. Shared by
 // `choreo status` and the console.
 
+import Choreo
 import Foundation
 import Redis
 

@@ -3,6 +3,7 @@
 // gateway only the commands streams, results, command records, idempotency and rate-limit keys,
 // and heartbeats (never a dead stream). `choreo acl` prints or applies them.
 
+import Choreo
 import Foundation
 import Redis
 
