@@ -85,14 +85,30 @@ extension BatchProcessor {
     ) throws
         -> ([Handled], [OutboxMessage])
     {
+        let step = TransactionStep(postgres: postgres, batch: items.count)
+        var (session, fresh) = try open(stream: stream, items: items, schema: schema, strict: strict, step)
+        let (results, undo) = try runHandlers(stream: stream, items: items, session: session, fresh: &fresh, step)
+        let messages = try commit(items: items, results: results, undo: undo, session: session, schema: schema, step)
+        return (results, messages)
+    }
+
+    /// How a failing step of ``transact(stream:items:postgres:schema:strict:)`` ends the
+    /// transaction: rolled back; an infrastructure error as it is; in a batch, an
+    /// ``OptimisticAbort`` (redo it message by message); for one message, its failure.
+    private struct TransactionStep {
+        let postgres: PostgresConnection
+        let batch: Int
+
         func fail(_ error: PostgresError) throws -> Never {
             if postgres.inTransaction { _ = try? postgres.execute("ROLLBACK") }
             if error.isUnavailable { throw error }
-            if items.count > 1 { throw OptimisticAbort() }
+            if batch > 1 { throw OptimisticAbort() }
             throw SingleFailure(
-                message: "\(error)", concurrency: error.sqlState.map(Self.concurrencyStates.contains) ?? false,
+                message: "\(error)",
+                concurrency: error.sqlState.map(BatchProcessor.concurrencyStates.contains) ?? false,
                 poison: error.kind == .invalidParameter, lockTimeout: error.sqlState == "55P03")
         }
+
         /// A pipeline whose statements Postgres never saw (a parameter it cannot store) fails
         /// like one it refused.
         func send(_ statements: [PostgresStatement]) throws -> [Result<PostgresResult, PostgresError>] {
@@ -102,6 +118,14 @@ extension BatchProcessor {
                 try fail(error)
             }
         }
+    }
+
+    /// Opens the transaction with the inbox rows: strict, lazily with the first flush (every
+    /// item taken as fresh); otherwise at once, learning which items are fresh.
+    private func open(
+        stream: String, items: [Item], schema: String, strict: Bool, _ step: TransactionStep
+    ) throws -> (TransactionSession, Set<String>) {
+        let postgres = step.postgres
         // Queries (read-only) leave no inbox row: they are always taken as fresh.
         let queries = Set(items.lazy.map(\.envelope).filter { self.queryTypes.contains($0.type) }.map(\.id))
         let envelopes = items.map(\.envelope).filter { !queries.contains($0.id) }
@@ -123,14 +147,22 @@ extension BatchProcessor {
             fresh.formUnion(envelopes.map(\.id))
             session = TransactionSession(connection: postgres, prelude: begin + [inboxRows])
         } else {
-            for result in try send(begin + [inboxRows]) {
+            for result in try step.send(begin + [inboxRows]) {
                 switch result {
-                case .failure(let error): try fail(error)
+                case .failure(let error): try step.fail(error)
                 case .success(let rows): fresh.formUnion(rows.rows.compactMap { $0.values.first ?? nil })
                 }
             }
             session = TransactionSession(connection: postgres)
         }
+        return (session, fresh)
+    }
+
+    /// Runs each fresh item's handler in its savepoint; returns the outcomes and the ids of the
+    /// items whose work was rolled back (their inbox rows go too).
+    private func runHandlers(
+        stream: String, items: [Item], session: TransactionSession, fresh: inout Set<String>, _ step: TransactionStep
+    ) throws -> ([Handled], [String]) {
         var results: [Handled] = []
         var undo: [String] = []
         for (index, item) in items.enumerated() {
@@ -149,7 +181,7 @@ extension BatchProcessor {
                         outcome: context.rejected ? .rejected : .handled, emissions: context.emissions,
                         traceparent: context.spanTraceparent))
             } catch {
-                if let aborted = session.aborted { try fail(aborted) }
+                if let aborted = session.aborted { try step.fail(aborted) }
                 // A lost race surfacing through the handler's own query (its lock wait ran out
                 // the batch's lock_timeout, a deadlock, a serialization failure) is not the
                 // message's fault: the batch is redone message by message (no lock timeout,
@@ -159,10 +191,10 @@ extension BatchProcessor {
                     postgresError.isUnavailable
                         || postgresError.sqlState.map(Self.concurrencyStates.contains) == true
                 {
-                    try fail(postgresError)
+                    try step.fail(postgresError)
                 }
                 do { try session.rollbackMessage() } catch let rollbackError as PostgresError {
-                    try fail(rollbackError)
+                    try step.fail(rollbackError)
                 }
                 undo.append(item.envelope.id)
                 let outcome: MessageOutcome
@@ -177,6 +209,16 @@ extension BatchProcessor {
             }
             handlerTimer(stream: stream, type: item.envelope.type).recordInterval(since: started)
         }
+        return (results, undo)
+    }
+
+    /// Sends the queued writes, the undone inbox rows' deletion, the outbox rows and COMMIT in
+    /// one pipeline; returns the committed outbox messages with their row's sequence number.
+    private func commit(
+        items: [Item], results: [Handled], undo: [String], session: TransactionSession, schema: String,
+        _ step: TransactionStep
+    ) throws -> [OutboxMessage] {
+        let postgres = step.postgres
         var messages: [OutboxMessage] = []
         for (item, result) in zip(items, results) where result.outcome == .handled || result.outcome == .rejected {
             messages += result.emissions.map {
@@ -194,19 +236,19 @@ extension BatchProcessor {
             tail.append(PostgresStatement(RuntimeSchema.outboxInsert(schema), [OutboxMessage.encodeBatch(messages)]))
         }
         tail.append(PostgresStatement("COMMIT"))
-        let outcomes = try send(tail)
+        let outcomes = try step.send(tail)
         for outcome in outcomes {
-            if case .failure(let error) = outcome { try fail(error) }
+            if case .failure(let error) = outcome { try step.fail(error) }
         }
         if postgres.inTransaction {
             // COMMIT of an aborted transaction reports ROLLBACK without an error.
-            try fail(PostgresError(.server, message: "the batch transaction was rolled back"))
+            try step.fail(PostgresError(.server, message: "the batch transaction was rolled back"))
         }
         if !purged.isEmpty { unpurgedOutbox.removeFirst(purged.count) }
         if !messages.isEmpty, case .success(let rows) = outcomes[outboxIndex] {
             let seq = rows.rows.first?.values.first.flatMap { $0 }.flatMap { Int64($0) }
             for index in messages.indices { messages[index].seq = seq }
         }
-        return (results, messages)
+        return messages
     }
 }

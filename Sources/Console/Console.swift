@@ -35,12 +35,26 @@ public final class Console: GatewayExtension, Sendable {
 
     public func registerPublic(on router: Router<BasicRequestContext>, gateway: Gateway) {
         let authority = ConsoleAuthority(keyring: gateway.configuration.keys)
+        registerAssets(on: router)
+        registerSession(on: router, authority: authority)
+        registerOverview(on: router, authority: authority, gateway: gateway)
+        registerDeadLetters(on: router, authority: authority)
+        registerDeadLetterActions(on: router, authority: authority)
+        registerCommands(on: router, authority: authority)
+    }
+
+    /// The stylesheet and the script (cached).
+    private func registerAssets(on router: Router<BasicRequestContext>) {
         router.get("/console/assets/console.css") { _, _ in
             Self.response(ConsoleAssets.css, type: "text/css; charset=utf-8", cache: true)
         }
         router.get("/console/assets/console.js") { _, _ in
             Self.response(ConsoleAssets.javascript, type: "text/javascript; charset=utf-8", cache: true)
         }
+    }
+
+    /// Signing in with an API key (a session cookie) and out.
+    private func registerSession(on router: Router<BasicRequestContext>, authority: ConsoleAuthority) {
         router.get("/console/login") { _, _ in Self.html(ConsolePages.login(error: nil)) }
         router.post("/console/login") { request, _ in
             let form = try await Self.form(request)
@@ -58,6 +72,11 @@ public final class Console: GatewayExtension, Sendable {
                 "\(ConsoleSession.cookieName)=; Path=/console; HttpOnly; SameSite=Strict; Max-Age=0"
             return response
         }
+    }
+
+    /// The overview page, its refreshed fragment and its JSON.
+    private func registerOverview(on router: Router<BasicRequestContext>, authority: ConsoleAuthority, gateway: Gateway)
+    {
         router.get("/console") { request, _ in
             guard let session = authority.session(request) else { return Self.redirect("/console/login") }
             return Self.html(ConsolePages.overview(try await self.status(gateway), session: session))
@@ -73,6 +92,10 @@ public final class Console: GatewayExtension, Sendable {
             let body = String(decoding: try encoder.encode(try await self.status(gateway)), as: UTF8.self)
             return Self.response(body, type: "application/json", cache: false)
         }
+    }
+
+    /// A service's dead letters, grouped and filtered, and one letter in full.
+    private func registerDeadLetters(on router: Router<BasicRequestContext>, authority: ConsoleAuthority) {
         router.get("/console/dead/:service") { request, context in
             guard let session = authority.session(request) else { return Self.redirect("/console/login") }
             let service = try self.service(context)
@@ -101,6 +124,10 @@ public final class Console: GatewayExtension, Sendable {
             return Self.html(
                 ConsolePages.letter(service.name, letter, csrf: authority.csrfToken(session), session: session))
         }
+    }
+
+    /// Replaying and purging dead letters (admin scope, CSRF-checked).
+    private func registerDeadLetterActions(on router: Router<BasicRequestContext>, authority: ConsoleAuthority) {
         for action in ["replay", "purge"] {
             router.post(RouterPath("/console/dead/:service/\(action)")) { request, context in
                 guard let session = authority.session(request) else {
@@ -143,6 +170,10 @@ public final class Console: GatewayExtension, Sendable {
                         session: session))
             }
         }
+    }
+
+    /// A command's saga as a timeline (its own commands only, without the admin scope).
+    private func registerCommands(on router: Router<BasicRequestContext>, authority: ConsoleAuthority) {
         router.get("/console/commands") { request, _ in
             guard let id = Self.nonEmpty(request.uri.queryParameters.get("id")) else {
                 return Self.redirect("/console")

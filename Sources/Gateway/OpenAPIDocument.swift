@@ -8,8 +8,21 @@ public enum OpenAPIDocument {
     /// Fixed routes of every gateway besides the topology's.
     public static let fixedPaths = ["/healthz", "/readyz", "/metrics", "/openapi.yaml", "/v1/commands/{id}"]
 
-    /// The document as YAML.
+    /// The document as YAML: the shared components, the fixed paths, then the topology's routes.
     public static func yaml(for topology: Topology) -> String {
+        var lines = components() + ["security: [{apiKey: []}]", "paths:"] + fixedPathLines
+        var byPath: [String: [RouteDefinition]] = [:]
+        for route in topology.routes { byPath[route.path, default: []].append(route) }
+        for path in byPath.keys.sorted() {
+            lines.append("  \(path):")
+            for route in byPath[path] ?? [] { lines += operation(route) }
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    /// The header and `components:` (the Problem, Accepted and Command schemas, a response per
+    /// problem status).
+    static func components() -> [String] {
         var lines: [String] = [
             "openapi: 3.1.0",
             "info:",
@@ -67,70 +80,70 @@ public enum OpenAPIDocument {
                 "      content: {application/problem+json: {schema: {$ref: '#/components/schemas/Problem'}}}",
             ]
         }
-        lines += ["security: [{apiKey: []}]", "paths:"]
-        lines += [
-            "  /healthz:", "    get: {summary: Process alive, security: [], responses: {'200': {description: ok}}}",
-            "  /readyz:",
-            "    get: {summary: Redis reachable and every routed service has a live worker, security: [], responses: {'200': {description: ready}, '503': {description: not ready}}}",
-            "  /metrics:",
-            "    get: {summary: Prometheus metrics, security: [], responses: {'200': {description: metrics, content: {text/plain: {schema: {type: string}}}}}}",
-            "  /openapi.yaml:",
-            "    get: {summary: This document, security: [], responses: {'200': {description: document, content: {application/yaml: {schema: {type: string}}}}}}",
-            "  /v1/commands/{id}:",
-            "    get:",
-            "      summary: A command's status; long-waits with Prefer wait=N or ?wait=N",
-            "      parameters:",
-            "        - {name: id, in: path, required: true, schema: {type: string}}",
-            "        - {name: wait, in: query, required: false, schema: {type: number, minimum: 0}}",
-            "        - {name: Prefer, in: header, required: false, schema: {type: string}}",
-            "      responses:",
-            "        '200': {description: terminal, content: {application/json: {schema: {$ref: '#/components/schemas/Command'}}}}",
-            "        '202': {description: still accepted, content: {application/json: {schema: {$ref: '#/components/schemas/Command'}}}}",
-            "        '400': {$ref: '#/components/responses/P400'}",
-            "        '401': {$ref: '#/components/responses/P401'}",
-            "        '404': {$ref: '#/components/responses/P404'}",
-        ]
-        var byPath: [String: [RouteDefinition]] = [:]
-        for route in topology.routes { byPath[route.path, default: []].append(route) }
-        for path in byPath.keys.sorted() {
-            lines.append("  \(path):")
-            for route in byPath[path] ?? [] {
-                lines.append("    \(route.method.lowercased()):")
-                lines.append(
-                    "      summary: \(quote(route.summary.isEmpty ? "\(route.type) (\(route.service))" : route.summary))"
-                )
-                lines.append("      operationId: \(route.type)")
-                if !route.pathParameters.isEmpty {
-                    lines.append("      parameters:")
-                    for name in route.pathParameters {
-                        lines.append("        - {name: \(name), in: path, required: true, schema: {type: string}}")
-                    }
-                }
-                if route.method == "POST" {
-                    lines += [
-                        "      requestBody:", "        required: true", "        content:",
-                        "          application/json:", "            schema:",
-                    ]
-                    lines += schema(route.body, indent: 14)
-                    lines += [
-                        "      responses:",
-                        "        '202': {description: accepted, content: {application/json: {schema: {$ref: '#/components/schemas/Accepted'}}}}",
-                    ]
-                    for code in ["400", "401", "403", "413", "415", "422", "429", "503"] {
-                        lines.append("        '\(code)': {$ref: '#/components/responses/P\(code)'}")
-                    }
-                } else {
-                    lines += [
-                        "      responses:",
-                        "        '200': {description: the service's answer, content: {application/json: {schema: {}}}}",
-                    ]
-                    for code in ["401", "403", "404", "422", "429", "503", "504"] {
-                        lines.append("        '\(code)': {$ref: '#/components/responses/P\(code)'}")
-                    }
-                }
+        return lines
+    }
+
+    /// The paths every gateway serves besides the topology's routes.
+    static let fixedPathLines: [String] = [
+        "  /healthz:", "    get: {summary: Process alive, security: [], responses: {'200': {description: ok}}}",
+        "  /readyz:",
+        "    get: {summary: Redis reachable and every routed service has a live worker, security: [], responses: {'200': {description: ready}, '503': {description: not ready}}}",
+        "  /metrics:",
+        "    get: {summary: Prometheus metrics, security: [], responses: {'200': {description: metrics, content: {text/plain: {schema: {type: string}}}}}}",
+        "  /openapi.yaml:",
+        "    get: {summary: This document, security: [], responses: {'200': {description: document, content: {application/yaml: {schema: {type: string}}}}}}",
+        "  /v1/commands/{id}:",
+        "    get:",
+        "      summary: A command's status; long-waits with Prefer wait=N or ?wait=N",
+        "      parameters:",
+        "        - {name: id, in: path, required: true, schema: {type: string}}",
+        "        - {name: wait, in: query, required: false, schema: {type: number, minimum: 0}}",
+        "        - {name: Prefer, in: header, required: false, schema: {type: string}}",
+        "      responses:",
+        "        '200': {description: terminal, content: {application/json: {schema: {$ref: '#/components/schemas/Command'}}}}",
+        "        '202': {description: still accepted, content: {application/json: {schema: {$ref: '#/components/schemas/Command'}}}}",
+        "        '400': {$ref: '#/components/responses/P400'}",
+        "        '401': {$ref: '#/components/responses/P401'}",
+        "        '404': {$ref: '#/components/responses/P404'}",
+    ]
+
+    /// One route's operation: summary, id, path parameters, body schema, responses.
+    static func operation(_ route: RouteDefinition) -> [String] {
+        var lines: [String] = []
+        lines.append("    \(route.method.lowercased()):")
+        lines.append(
+            "      summary: \(quote(route.summary.isEmpty ? "\(route.type) (\(route.service))" : route.summary))"
+        )
+        lines.append("      operationId: \(route.type)")
+        if !route.pathParameters.isEmpty {
+            lines.append("      parameters:")
+            for name in route.pathParameters {
+                lines.append("        - {name: \(name), in: path, required: true, schema: {type: string}}")
             }
         }
-        return lines.joined(separator: "\n") + "\n"
+        if route.method == "POST" {
+            lines += [
+                "      requestBody:", "        required: true", "        content:",
+                "          application/json:", "            schema:",
+            ]
+            lines += schema(route.body, indent: 14)
+            lines += [
+                "      responses:",
+                "        '202': {description: accepted, content: {application/json: {schema: {$ref: '#/components/schemas/Accepted'}}}}",
+            ]
+            for code in ["400", "401", "403", "413", "415", "422", "429", "503"] {
+                lines.append("        '\(code)': {$ref: '#/components/responses/P\(code)'}")
+            }
+        } else {
+            lines += [
+                "      responses:",
+                "        '200': {description: the service's answer, content: {application/json: {schema: {}}}}",
+            ]
+            for code in ["401", "403", "404", "422", "429", "503", "504"] {
+                lines.append("        '\(code)': {$ref: '#/components/responses/P\(code)'}")
+            }
+        }
+        return lines
     }
 
     static func quote(_ text: String) -> String {

@@ -52,30 +52,17 @@ public struct Problem: Error, HTTPResponseError, Sendable {
             body: .init(byteBuffer: ByteBuffer(bytes: body(instance: request.uri.path))))
     }
 
-    /// The problem document, with `instance` the request's path.
+    /// The problem document (RFC 9457), with `instance` the request's path.
     func body(instance: String) -> [UInt8] {
-        var out: [UInt8] = Array("{\"type\":".utf8)
-        JSONText.appendQuoted(type, to: &out)
-        out += Array(",\"title\":".utf8)
-        JSONText.appendQuoted(title, to: &out)
-        out += Array(",\"status\":\(status.code),\"detail\":".utf8)
-        JSONText.appendQuoted(detail, to: &out)
-        out += Array(",\"instance\":".utf8)
-        JSONText.appendQuoted(instance, to: &out)
+        var document: [String: JSONValue] = [
+            "type": .string(type), "title": .string(title), "status": .integer(Int64(status.code)),
+            "detail": .string(detail), "instance": .string(instance),
+        ]
         if !errors.isEmpty {
-            out += Array(",\"errors\":[".utf8)
-            for (index, error) in errors.enumerated() {
-                if index > 0 { out.append(UInt8(ascii: ",")) }
-                out += Array("{\"field\":".utf8)
-                JSONText.appendQuoted(error.field, to: &out)
-                out += Array(",\"message\":".utf8)
-                JSONText.appendQuoted(error.message, to: &out)
-                out.append(UInt8(ascii: "}"))
-            }
-            out.append(UInt8(ascii: "]"))
+            document["errors"] = .array(
+                errors.map { .object(["field": .string($0.field), "message": .string($0.message)]) })
         }
-        out.append(UInt8(ascii: "}"))
-        return out
+        return Array(JSONValue.object(document).text.utf8)
     }
 
     /// `Content-Type: application/problem+json`, and `Retry-After` when set.

@@ -54,29 +54,50 @@ public struct ConsistencyChecker: Sendable {
 
     /// Runs every check on `connection` (a role that can read all four schemas).
     public func check(_ connection: PostgresConnection) throws -> Report {
-        var checks: [Check] = []
+        let query = Query(connection: connection)
+        let checks = [
+            try money(query), try stock(query), try settledOrders(query), try agreement(query),
+            try appliedOnce(query),
+        ]
+        var counts: [String: Int] = [:]
+        for row in try connection.query("SELECT status, count(*) AS n FROM \(orders).orders GROUP BY status").rows {
+            counts[try row.decode(String.self, "status")] = try row.decode(Int.self, "n")
+        }
+        return Report(
+            checks: checks, orders: counts, users: try query.scalar("SELECT count(*) AS n FROM \(users).users"),
+            products: try query.scalar("SELECT count(*) AS n FROM \(inventory).products"))
+    }
+
+    /// Reads for the checks: one number, or the offending rows' descriptions (column `x`).
+    struct Query {
+        let connection: PostgresConnection
+
         func scalar(_ sql: String) throws -> Int {
             try connection.query(sql).first?.decodeIfPresent(Int.self, "n") ?? 0
         }
+
         func offenders(_ sql: String) throws -> [String] {
             try connection.query(sql).rows.map { try $0.decode(String.self, "x") }
         }
-        func add(_ name: String, _ offending: [String], _ summary: String) {
-            checks.append(
-                Check(
-                    name: name, ok: offending.isEmpty,
-                    detail: offending.isEmpty
-                        ? summary : "\(offending.count) offending: " + offending.prefix(5).joined(separator: "; ")))
-        }
+    }
 
-        // Money: every account's balance is its ledger; the ledger's net charges are the captured charges.
-        let deposits = try scalar("SELECT sum(amount_cents) AS n FROM \(payments).ledger WHERE kind = 'deposit'")
-        let charged = try scalar("SELECT sum(amount_cents) AS n FROM \(payments).ledger WHERE kind = 'charge'")
-        let refunded = try scalar("SELECT sum(amount_cents) AS n FROM \(payments).ledger WHERE kind = 'refund'")
-        let balances = try scalar("SELECT sum(balance_cents) AS n FROM \(payments).accounts")
-        let captured = try scalar(
+    /// A check passes when nothing offends; its detail names the first offenders.
+    static func check(_ name: String, _ offending: [String], _ summary: String) -> Check {
+        Check(
+            name: name, ok: offending.isEmpty,
+            detail: offending.isEmpty
+                ? summary : "\(offending.count) offending: " + offending.prefix(5).joined(separator: "; "))
+    }
+
+    /// Money: every balance is its ledger; deposits = balances + charged - refunded; net charges = captured.
+    func money(_ query: Query) throws -> Check {
+        let deposits = try query.scalar("SELECT sum(amount_cents) AS n FROM \(payments).ledger WHERE kind = 'deposit'")
+        let charged = try query.scalar("SELECT sum(amount_cents) AS n FROM \(payments).ledger WHERE kind = 'charge'")
+        let refunded = try query.scalar("SELECT sum(amount_cents) AS n FROM \(payments).ledger WHERE kind = 'refund'")
+        let balances = try query.scalar("SELECT sum(balance_cents) AS n FROM \(payments).accounts")
+        let captured = try query.scalar(
             "SELECT sum(amount_cents) AS n FROM \(payments).charges WHERE status = 'captured'")
-        var money = try offenders(
+        var money = try query.offenders(
             """
             SELECT a.user_id || ': balance ' || a.balance_cents || ' != ledger ' || coalesce(l.net, 0) AS x
             FROM \(payments).accounts a LEFT JOIN (
@@ -90,13 +111,15 @@ public struct ConsistencyChecker: Sendable {
         if charged - refunded != captured {
             money.append("charged \(charged) - refunded \(refunded) != captured \(captured)")
         }
-        add(
+        return Self.check(
             "money conserved", money,
             "deposits \(deposits) = balances \(balances) + charged \(charged) - refunded \(refunded); captured \(captured)"
         )
+    }
 
-        // Stock: every product's stock is the sum of its movements; reservations match movements.
-        let stock = try offenders(
+    /// Stock: every product's stock is the sum of its movements; reservations match their movements.
+    func stock(_ query: Query) throws -> Check {
+        let stock = try query.offenders(
             """
             SELECT p.id || ': stock ' || p.stock || ' != movements ' || coalesce(m.net, 0) AS x
             FROM \(inventory).products p LEFT JOIN (
@@ -104,7 +127,7 @@ public struct ConsistencyChecker: Sendable {
                 ON m.product_id = p.id
             WHERE p.stock <> coalesce(m.net, 0) LIMIT 20
             """)
-        let reservations = try offenders(
+        let reservations = try query.offenders(
             """
             SELECT r.order_id || ': ' || r.status || ' but movements net ' || coalesce(m.net, 0) AS x
             FROM \(inventory).reservations r LEFT JOIN (
@@ -114,21 +137,27 @@ public struct ConsistencyChecker: Sendable {
                OR (r.status = 'held' AND coalesce(m.net, 0) >= 0)
             LIMIT 20
             """)
-        let units = try scalar("SELECT sum(stock) AS n FROM \(inventory).products")
-        add("stock conserved", stock + reservations, "\(units) units in stock, every product matches its movements")
+        let units = try query.scalar("SELECT sum(stock) AS n FROM \(inventory).products")
+        return Self.check(
+            "stock conserved", stock + reservations, "\(units) units in stock, every product matches its movements")
+    }
 
-        // Every order settled, or pending within the saga timeout.
+    /// Every order settled, or pending within the saga timeout.
+    func settledOrders(_ query: Query) throws -> Check {
         let timeout = Int(sagaTimeout)
-        let stuck = try offenders(
+        let stuck = try query.offenders(
             """
             SELECT id || ' pending since ' || updated_at AS x FROM \(orders).orders
             WHERE status = 'pending' AND updated_at < now() - interval '\(timeout) seconds' LIMIT 20
             """)
-        add("every order settled", stuck, "no order pending longer than \(timeout) s")
+        return Self.check("every order settled", stuck, "no order pending longer than \(timeout) s")
+    }
 
-        // The services agree on each order settled before the grace period.
+    /// Orders, charges and reservations agree on every order settled before the grace period.
+    func agreement(_ query: Query) throws -> Check {
+        let timeout = Int(sagaTimeout)
         let settled = "o.updated_at < now() - interval '\(min(timeout, 10)) seconds'"
-        let disagreements = try offenders(
+        let disagreements = try query.offenders(
             """
             SELECT o.id || ': ' || o.status || ' with charge ' || coalesce(c.status, 'none')
                    || ', reservation ' || coalesce(r.status, 'none') AS x
@@ -142,10 +171,12 @@ public struct ConsistencyChecker: Sendable {
              OR (o.status = 'open' AND (c.order_id IS NOT NULL OR r.order_id IS NOT NULL)))
             LIMIT 20
             """)
-        add("services agree on every order", disagreements, "orders, charges and reservations agree")
+        return Self.check("services agree on every order", disagreements, "orders, charges and reservations agree")
+    }
 
-        // No message applied twice.
-        let twice = try offenders(
+    /// No message applied twice (ledger, movements, order events).
+    func appliedOnce(_ query: Query) throws -> Check {
+        let twice = try query.offenders(
             """
             SELECT 'ledger ' || message_id AS x FROM \(payments).ledger GROUP BY message_id HAVING count(*) > 1
             UNION ALL
@@ -163,15 +194,7 @@ public struct ConsistencyChecker: Sendable {
                 GROUP BY message_id, type HAVING count(*) > 1
             LIMIT 20
             """)
-        add("no message applied twice", twice, "every effect row has a distinct message")
-
-        var counts: [String: Int] = [:]
-        for row in try connection.query("SELECT status, count(*) AS n FROM \(orders).orders GROUP BY status").rows {
-            counts[try row.decode(String.self, "status")] = try row.decode(Int.self, "n")
-        }
-        return Report(
-            checks: checks, orders: counts, users: try scalar("SELECT count(*) AS n FROM \(users).users"),
-            products: try scalar("SELECT count(*) AS n FROM \(inventory).products"))
+        return Self.check("no message applied twice", twice, "every effect row has a distinct message")
     }
 
     /// Why the checker cannot run.
