@@ -33,7 +33,8 @@ public struct OutboxMessage: Sendable, Equatable {
             self.stream = service.eventStream
             self.fields = envelope(type, data).fields
         case .command(let target, let type, let data):
-            self.stream = "\(target).commands"
+            // The target's commands stream as its consumers read it (hash-tagged).
+            self.stream = ServiceDefinition(name: target).commandStream
             self.fields = envelope(type, data).fields
         case .result(let status, let type, let data):
             self = OutboxMessage.result(

@@ -20,6 +20,10 @@ struct HandlerHarnessTests {
 
     struct Undeclared: EventContract {}
 
+    struct Charge: CommandContract {
+        var amount: Int
+    }
+
     static func service() -> Service {
         var service = Service(
             name: "notes",
@@ -32,7 +36,9 @@ struct HandlerHarnessTests {
             if note.fail { throw Failure() }
         }
         service.on("Sneaky") { context in try context.publish(Undeclared()) }
+        service.on("Bill") { context in try context.send(Charge(amount: 5), to: "payments") }
         service.publishes(Noted.self)
+        service.sends(Charge.self, to: "payments")
         return service
     }
 
@@ -69,6 +75,17 @@ struct HandlerHarnessTests {
             return
         }
         #expect(reason.contains("missing field 'fail'"), "\(reason)")
+    }
+
+    @Test("a command sent to another service goes to the stream its workers read")
+    func sentCommandsReachTheTargetsStream() throws {
+        let harness = try HandlerHarness(Self.service())
+        let handled = try harness.handle(type: "Bill", data: "{}")
+        #expect(handled.commands.map(\.service) == ["payments"])
+        #expect(try handled.commands.first?.decode(Charge.self).amount == 5)
+        let outbox = try harness.query("SELECT fields FROM outbox").rows.map { try $0.decode(String.self, "fields") }
+        #expect(outbox.count == 1)
+        #expect(outbox.first?.contains("\"\(ServiceDefinition(name: "payments").commandStream)\"") == true, "\(outbox)")
     }
 
     @Test("publishing a type the service does not declare fails the test")
