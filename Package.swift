@@ -61,6 +61,7 @@ let package = Package(
             name: "Gateway",
             dependencies: [
                 "Choreo", "ChoreoJSON", "Redis",
+                .product(name: "Yams", package: "Yams"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Crypto", package: "swift-crypto"),

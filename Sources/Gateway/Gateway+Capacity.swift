@@ -40,15 +40,17 @@ extension Gateway {
         if let memory = await store.memory(), memory.refusesWrites, let problem = memory.problem {
             problems.append(problem)
         }
-        var services: [String] = []
+        var services: [String: JSONValue] = [:]
         for name in Set(topology.routes.map(\.service)).sorted() {
             let live = (try? await store.hasLiveWorker(name)) ?? false
-            services.append("\"\(name)\":\(live ? "\"ready\"" : "\"no live worker\"")")
+            services[name] = .string(live ? "ready" : "no live worker")
             if !live { problems.append("\(name): no live worker") }
         }
-        let body =
-            "{\"ready\":\(problems.isEmpty),\"services\":{\(services.joined(separator: ","))},\"problems\":\(JSONText.array(problems))}"
-        return Self.json(problems.isEmpty ? .ok : .serviceUnavailable, body)
+        let body = JSONValue.object([
+            "ready": .bool(problems.isEmpty), "services": .object(services),
+            "problems": .array(problems.map(JSONValue.string)),
+        ])
+        return Self.json(problems.isEmpty ? .ok : .serviceUnavailable, body.text)
     }
 
     /// Fails fast (503) when the service has no live worker, its lag is over its limit, or one of
