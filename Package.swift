@@ -149,8 +149,9 @@ let package = Package(
         .testTarget(
             name: "ShopTests",
             dependencies: [
-                "Shop", "ShopContracts", "Choreo", "ChoreoTesting", "Operations", "Postgres", "Redis",
+                "Shop", "ShopContracts", "Choreo", "ChoreoTesting", "Gateway", "Operations", "Postgres", "Redis",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Yams", package: "Yams"),
             ]),
     ],
     swiftLanguageModes: [.v6]

@@ -74,11 +74,12 @@ struct GatewayCommand: AsyncParsableCommand {
         let gateway = try Gateway(
             topology: topology, configuration: configuration, logger: logger,
             extensions: (ShopGraphQL.supports(topology) ? [ShopGraphQL()] : []) + [
+                AsyncAPIRoute(AsyncAPIDocument.yaml(for: topology, code: ServiceCatalog.service(for:))),
                 try Console(
                     topology: topology, redisURL: operatorRedisURL, postgresURL: topology.postgresURL,
                     handles: { [topology] service, type in
                         topology.service(service).flatMap(ServiceCatalog.service(for:))?.handler(for: type) != nil
-                    })
+                    }),
             ])
         gateway.start()
         // On SIGTERM/SIGINT answer every long-waiter at once (202 with the current status), so

@@ -60,5 +60,11 @@ struct ReadmeExampleTests {
         #expect(record?["status"] as? String == "succeeded", "\(answered.body)")
         let result = record?["result"] as? [String: Any]
         #expect(result?["greeting"] as? String == "Hello, Ann!", "\(answered.body)")
+        // The gateway also serves the streams' contract.
+        try await connection.send(RawHTTPConnection.request("GET", "/asyncapi.yaml"))
+        let asyncapi = try await connection.response()
+        #expect(asyncapi.status == 200)
+        #expect(asyncapi.body.hasPrefix("asyncapi: 3.0.0"))
+        #expect(asyncapi.body.contains("Greeted:"), "\(asyncapi.body.prefix(400))")
     }
 }
