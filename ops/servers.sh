@@ -3,7 +3,8 @@
 #
 #   start_redis DIR PORT [redis-server options...]   -> redis on 127.0.0.1:PORT, data in DIR
 #   start_postgres DIR PORT [fsync on|off]            -> postgres on 127.0.0.1:PORT, data in DIR,
-#        superuser postgres / password choreo, database choreo, role choreo (createrole) / choreo
+#        superuser postgres / password choreo, database choreo, role choreo (createrole) / choreo;
+#        CHOREO_POSTGRES_OPTIONS adds server options (-c shared_preload_libraries=pg_stat_statements)
 #   start_redis_cluster DIR                           -> a Redis Cluster of 3 masters and 3 replicas
 #        on free loopback ports (10000-22000, bus +10000), data in DIR/node-PORT, each node
 #        restartable with DIR/node-PORT/start; sets CHOREO_CLUSTER_PORTS (space-separated)
@@ -129,7 +130,7 @@ start_postgres() {
     mkdir -p "$dir/socket"
     [ "$(id -u)" -eq 0 ] && chown postgres:postgres "$dir/socket"
     as_postgres "$bin/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w -t 60 \
-        -o "-p $port -k $dir/socket -c listen_addresses=127.0.0.1 -c fsync=$fsync -c max_connections=300 -c shared_buffers=256MB" \
+        -o "-p $port -k $dir/socket -c listen_addresses=127.0.0.1 -c fsync=$fsync -c max_connections=300 -c shared_buffers=256MB ${CHOREO_POSTGRES_OPTIONS:-}" \
         start >/dev/null || { echo "postgres did not start; log:" >&2; tail -n 20 "$dir/postgres.log" >&2; return 1; }
     CHOREO_STARTED_POSTGRES+=("$dir")
     # An application database and a login role that may create per-service roles and schemas.
