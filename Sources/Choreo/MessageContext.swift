@@ -60,8 +60,10 @@ public final class MessageContext {
         do {
             return try coders.decoder.decode(T.self, from: Data(envelope.data.utf8))
         } catch {
+            // A contract is named by its wire type (a generic contract's Swift name says less).
+            let expected = (T.self as? any MessageContract.Type)?.messageType ?? "\(T.self)"
             throw HandlerError.poison(
-                "payload of \(envelope.type) does not decode as \(T.self): \(Self.describe(error))")
+                "payload of \(envelope.type) does not decode as \(expected): \(Self.describe(error))")
         }
     }
 

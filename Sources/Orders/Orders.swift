@@ -187,8 +187,8 @@ public enum Orders {
         }
     }
 
-    static func fact<Fact: OrderFact>(_ order: Order) -> Fact {
-        Fact(
+    static func fact<Kind>(_ order: Order) -> OrderFact<Kind> {
+        OrderFact(
             orderId: order.id, userId: order.userId, items: order.items, totalCents: order.totalCents,
             reason: order.reason)
     }

@@ -53,8 +53,23 @@ public struct Product: Codable, Sendable, Equatable {
     }
 }
 
-/// `ProductCreated` on `inventory.events`: the new product.
-public struct ProductCreated: EventContract, Equatable {
+/// Which product event a ``ProductFact`` is: its name on the wire.
+public protocol ProductFactKind: Sendable {
+    static var name: String { get }
+}
+
+/// The product events' kinds.
+public enum ProductFactKinds {
+    /// `ProductCreated`: a new product.
+    public enum Created: ProductFactKind { public static var name: String { "ProductCreated" } }
+    /// `ProductRestocked`: the product with its new stock.
+    public enum Restocked: ProductFactKind { public static var name: String { "ProductRestocked" } }
+}
+
+/// A product event on `inventory.events`: the product as it stands after it.
+public struct ProductFact<Kind: ProductFactKind>: EventContract, Equatable {
+    public static var messageType: String { Kind.name }
+
     public var id: String
     public var sku: String
     public var name: String
@@ -66,18 +81,10 @@ public struct ProductCreated: EventContract, Equatable {
     }
 }
 
-/// `ProductRestocked` on `inventory.events`: the product with its new stock.
-public struct ProductRestocked: EventContract, Equatable {
-    public var id: String
-    public var sku: String
-    public var name: String
-    public var priceCents: Int
-    public var stock: Int
-
-    public init(_ product: Product) {
-        (id, sku, name, priceCents, stock) = (product.id, product.sku, product.name, product.priceCents, product.stock)
-    }
-}
+/// `ProductCreated` on `inventory.events`.
+public typealias ProductCreated = ProductFact<ProductFactKinds.Created>
+/// `ProductRestocked` on `inventory.events`.
+public typealias ProductRestocked = ProductFact<ProductFactKinds.Restocked>
 
 /// `StockReserved` on `inventory.events`: every line of a placed order is held, priced from
 /// the catalogue; payments charges the total.

@@ -100,18 +100,26 @@ public struct UserProfileCreationFailed: EventContract, Equatable {
     }
 }
 
-/// The fields of the order events: the order as it stands after the event.
-public protocol OrderFact: EventContract {
-    var orderId: String { get }
-    var userId: String { get }
-    var items: [OrderItem] { get }
-    var totalCents: Int? { get }
-    var reason: String? { get }
-    init(orderId: String, userId: String, items: [OrderItem], totalCents: Int?, reason: String?)
+/// Which order event an ``OrderFact`` is: its name on the wire.
+public protocol OrderFactKind: Sendable {
+    static var name: String { get }
 }
 
-/// `OrderPlaced` on `orders.events`: the saga starts; inventory reserves the items.
-public struct OrderPlaced: OrderFact, Equatable {
+/// The order events' kinds.
+public enum OrderFactKinds {
+    /// `OrderPlaced`: the saga starts; inventory reserves the items.
+    public enum Placed: OrderFactKind { public static var name: String { "OrderPlaced" } }
+    /// `OrderConfirmed`: stock held and payment captured.
+    public enum Confirmed: OrderFactKind { public static var name: String { "OrderConfirmed" } }
+    /// `OrderCancelled`: inventory releases the stock, payments refunds.
+    public enum Cancelled: OrderFactKind { public static var name: String { "OrderCancelled" } }
+}
+
+/// An order event on `orders.events`: the order as it stands after it. The three events share
+/// their fields; `Kind` gives each its own type and wire name.
+public struct OrderFact<Kind: OrderFactKind>: EventContract, Equatable {
+    public static var messageType: String { Kind.name }
+
     public var orderId: String
     public var userId: String
     public var items: [OrderItem]
@@ -125,32 +133,9 @@ public struct OrderPlaced: OrderFact, Equatable {
     }
 }
 
-/// `OrderConfirmed` on `orders.events`: stock held and payment captured.
-public struct OrderConfirmed: OrderFact, Equatable {
-    public var orderId: String
-    public var userId: String
-    public var items: [OrderItem]
-    public var totalCents: Int?
-    public var reason: String?
-
-    public init(orderId: String, userId: String, items: [OrderItem], totalCents: Int? = nil, reason: String? = nil) {
-        (self.orderId, self.userId, self.items, self.totalCents, self.reason) = (
-            orderId, userId, items, totalCents, reason
-        )
-    }
-}
-
-/// `OrderCancelled` on `orders.events`: inventory releases the stock, payments refunds.
-public struct OrderCancelled: OrderFact, Equatable {
-    public var orderId: String
-    public var userId: String
-    public var items: [OrderItem]
-    public var totalCents: Int?
-    public var reason: String?
-
-    public init(orderId: String, userId: String, items: [OrderItem], totalCents: Int? = nil, reason: String? = nil) {
-        (self.orderId, self.userId, self.items, self.totalCents, self.reason) = (
-            orderId, userId, items, totalCents, reason
-        )
-    }
-}
+/// `OrderPlaced` on `orders.events`.
+public typealias OrderPlaced = OrderFact<OrderFactKinds.Placed>
+/// `OrderConfirmed` on `orders.events`.
+public typealias OrderConfirmed = OrderFact<OrderFactKinds.Confirmed>
+/// `OrderCancelled` on `orders.events`.
+public typealias OrderCancelled = OrderFact<OrderFactKinds.Cancelled>
