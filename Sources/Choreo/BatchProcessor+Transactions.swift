@@ -87,7 +87,8 @@ extension BatchProcessor {
     {
         let step = TransactionStep(postgres: postgres, batch: items.count)
         var (session, fresh) = try open(stream: stream, items: items, schema: schema, strict: strict, step)
-        let (results, undo) = try runHandlers(stream: stream, items: items, session: session, fresh: &fresh, step)
+        let (results, undo) = try runHandlers(
+            stream: stream, items: items, session: session, schema: schema, fresh: &fresh, step)
         let messages = try commit(items: items, results: results, undo: undo, session: session, schema: schema, step)
         return (results, messages)
     }
@@ -161,7 +162,8 @@ extension BatchProcessor {
     /// Runs each fresh item's handler in its savepoint; returns the outcomes and the ids of the
     /// items whose work was rolled back (their inbox rows go too).
     private func runHandlers(
-        stream: String, items: [Item], session: TransactionSession, fresh: inout Set<String>, _ step: TransactionStep
+        stream: String, items: [Item], session: TransactionSession, schema: String, fresh: inout Set<String>,
+        _ step: TransactionStep
     ) throws -> ([Handled], [String]) {
         var results: [Handled] = []
         var undo: [String] = []
@@ -179,7 +181,16 @@ extension BatchProcessor {
                 results.append(
                     Handled(
                         outcome: context.rejected ? .rejected : .handled, emissions: context.emissions,
-                        traceparent: context.spanTraceparent))
+                        traceparent: context.spanTraceparent, scheduled: context.scheduled,
+                        cancels: context.cancelled.count))
+            } catch HandlerError.notYet(let reason, let code) where session.aborted == nil {
+                do { try session.rollbackMessage() } catch let rollbackError as PostgresError {
+                    try step.fail(rollbackError)
+                }
+                let deferral = deferral(
+                    item, stream: stream, reason: reason, code: code, session: session, schema: schema)
+                if case .deferred = deferral.outcome { undo.append(item.envelope.id) }
+                results.append(deferral)
             } catch {
                 if let aborted = session.aborted { try step.fail(aborted) }
                 // A lost race surfacing through the handler's own query (its lock wait ran out
@@ -210,6 +221,46 @@ extension BatchProcessor {
             handlerTimer(stream: stream, type: item.envelope.type).recordInterval(since: started)
         }
         return (results, undo)
+    }
+
+    /// A message its handler found too early (``HandlerError/notYet(_:code:)``), its work rolled
+    /// back: a delayed copy (same id, one more deferral) on the service's commands stream, so
+    /// the service alone sees it again; or, once it has waited `not_yet_limit`, a rejection.
+    private func deferral(
+        _ item: Item, stream: String, reason: String, code: String, session: TransactionSession, schema: String
+    ) -> Handled {
+        let now = Envelope.nowMilliseconds()
+        let since = item.envelope.deferredSince ?? now
+        let waited = Double(now - since) / 1000
+        guard waited < definition.policy.notYetLimit else {
+            let data = MessageContext.jsonObject([
+                "code": code,
+                "reason":
+                    "\(reason) (still not ready after \(Int(waited.rounded())) s and \(item.envelope.deferrals) retries)",
+            ])
+            return Handled(
+                outcome: .rejected, emissions: [.result(status: .failed, type: item.envelope.type, data: data)])
+        }
+        var copy = item.envelope
+        copy.deferrals += 1
+        copy.deferredSince = since
+        copy.due = nil
+        let delay = Self.deferralDelay(after: item.envelope.deferrals)
+        let message = ScheduledMessage(
+            id: copy.id, stream: definition.commandStream, type: copy.type, dueAt: nil, delay: delay,
+            fields: copy.fields)
+        session.enqueue(
+            PostgresStatement(
+                RuntimeSchema.scheduleInsert(schema),
+                [message.id, nil, Double(delay), message.stream, message.type, message.storedFields]))
+        metrics.deferred(stream: stream, type: copy.type)
+        return Handled(outcome: .deferred(reason), emissions: [], scheduled: [message])
+    }
+
+    /// The wait before a deferred message's next delivery, in milliseconds: 50 ms doubling up
+    /// to 2 s.
+    static func deferralDelay(after deferrals: Int) -> Int64 {
+        min(2000, 50 << Int64(min(deferrals, 10)))
     }
 
     /// Sends the queued writes, the undone inbox rows' deletion, the outbox rows and COMMIT in

@@ -26,11 +26,15 @@ final class BatchProcessor {
     let consumer: String
     let logger: Logger
     let metrics: RuntimeMetrics
+    /// Tells this process's scheduler about messages scheduled sooner than it planned to look.
+    let scheduleSignal: ScheduleSignal?
 
     init(
         definition: ServiceDefinition, service: Service, topology: Topology, redis: RedisConnection?,
-        postgres: PostgresConnection?, consumer: String, logger: Logger, metrics: RuntimeMetrics
+        postgres: PostgresConnection?, consumer: String, logger: Logger, metrics: RuntimeMetrics,
+        scheduleSignal: ScheduleSignal? = nil
     ) {
+        self.scheduleSignal = scheduleSignal
         self.definition = definition
         self.service = service
         self.publisher = Publisher(service: definition, topology: topology)
@@ -62,6 +66,10 @@ final class BatchProcessor {
         var emissions: [Emission]
         /// The handling span's traceparent, when a tracer recorded one.
         var traceparent: String? = nil
+        /// Delayed messages it scheduled (committed with it).
+        var scheduled: [ScheduledMessage] = []
+        /// Scheduled messages it cancelled.
+        var cancels = 0
     }
 
     /// Runs the handlers and commits their effects. Throws only infrastructure errors (then
@@ -121,6 +129,7 @@ final class BatchProcessor {
             (results, published) = try transactOptimistically(
                 stream: stream, items: items, postgres: postgres, schema: schema)
             for seq in published.compactMap(\.seq) where seqs.last != seq { seqs.append(seq) }
+            noteScheduled(results)
         } else {
             results = items.map { runStateless(stream: stream, item: $0) }
             for (item, result) in zip(items, results) where result.outcome == .handled || result.outcome == .rejected {
@@ -257,6 +266,22 @@ final class BatchProcessor {
         unpurgedOutbox.removeAll()
     }
 
+    /// Counts the committed schedules and cancels, and wakes the scheduler for the soonest.
+    private func noteScheduled(_ results: [Handled]) {
+        var count = 0
+        var cancels = 0
+        var soonest = Int64.max
+        let now = Envelope.nowMilliseconds()
+        for result in results where result.outcome.committed {
+            count += result.scheduled.count
+            cancels += result.cancels
+            for message in result.scheduled { soonest = min(soonest, message.dueAt ?? (now + message.delay)) }
+        }
+        guard count > 0 || cancels > 0 else { return }
+        metrics.scheduled(count: count, cancels: cancels)
+        if count > 0 { scheduleSignal?.scheduled(due: soonest) }
+    }
+
     // MARK: Handlers
 
     let coders = JSONCoders()
@@ -275,7 +300,7 @@ final class BatchProcessor {
     func context(_ item: Item, stream: String, session: TransactionSession?) -> MessageContext {
         MessageContext(
             envelope: item.envelope, service: definition.name, stream: stream, attempt: item.delivery.attempt,
-            consumer: consumer, logger: logger, session: session, coders: coders)
+            consumer: consumer, logger: logger, session: session, schema: definition.schema, coders: coders)
     }
 
     private func runStateless(stream: String, item: Item) -> Handled {
@@ -287,6 +312,9 @@ final class BatchProcessor {
             return Handled(
                 outcome: context.rejected ? .rejected : .handled, emissions: context.emissions,
                 traceparent: context.spanTraceparent)
+        } catch HandlerError.notYet(let reason, _) {
+            // No schema to keep a delayed copy in: an ordinary retry with backoff.
+            return Handled(outcome: .failed("not yet: \(reason)"), emissions: [])
         } catch let error as HandlerError {
             return Handled(outcome: .poison(error.description), emissions: [])
         } catch {

@@ -20,13 +20,16 @@ public final class ConsumerLoop: Sendable {
     let topology: Topology
     let logger: Logger
     let metrics: RuntimeMetrics
+    let scheduleSignal: ScheduleSignal?
     private let stateBox = Mutex(ConsumerState.active)
 
-    /// Creates a loop; it connects when run.
+    /// Creates a loop; it connects when run. `scheduleSignal` wakes the process's
+    /// ``Scheduler`` when a handler schedules a message sooner than it planned to look.
     public init(
         stream: String, consumer: String, definition: ServiceDefinition, service: Service, topology: Topology,
-        logger: Logger, metrics: RuntimeMetrics
+        logger: Logger, metrics: RuntimeMetrics, scheduleSignal: ScheduleSignal? = nil
     ) {
+        self.scheduleSignal = scheduleSignal
         self.stream = stream
         self.consumer = consumer
         self.definition = definition
@@ -80,7 +83,7 @@ public final class ConsumerLoop: Sendable {
                 }
                 let processor = BatchProcessor(
                     definition: definition, service: service, topology: topology, redis: redis, postgres: postgres,
-                    consumer: consumer, logger: logger, metrics: metrics)
+                    consumer: consumer, logger: logger, metrics: metrics, scheduleSignal: scheduleSignal)
                 return (processor, redis)
             } catch {
                 logger.error(

@@ -28,6 +28,13 @@ public struct Envelope: Sendable, Equatable {
     public var version: Int
     /// How many times an operator replayed it from the dead-letter stream.
     public var replays: Int
+    /// For a scheduled (delayed) message: when it was due, milliseconds since the epoch.
+    public var due: Int64?
+    /// For a message a handler deferred (``HandlerError/notYet(_:code:)``): how often it was
+    /// deferred, and when first (milliseconds since the epoch).
+    public var deferrals: Int = 0
+    /// When the message was first deferred (with ``deferrals`` > 0).
+    public var deferredSince: Int64?
 
     /// Creates an envelope; `id` defaults to a new UUID, `correlation` and `causation` to it.
     public init(
@@ -66,6 +73,9 @@ public struct Envelope: Sendable, Equatable {
         var at: String?
         var version: String?
         var replays: String?
+        var due: String?
+        var deferrals: String?
+        var deferredSince: String?
         for field in entry.fields {
             switch field.name {
             case "id": id = id ?? field.value
@@ -77,6 +87,9 @@ public struct Envelope: Sendable, Equatable {
             case "at": at = at ?? field.value
             case "v": version = version ?? field.value
             case "replays": replays = replays ?? field.value
+            case "due": due = due ?? field.value
+            case "deferrals": deferrals = deferrals ?? field.value
+            case "deferred_since": deferredSince = deferredSince ?? field.value
             default: break
             }
         }
@@ -99,6 +112,9 @@ public struct Envelope: Sendable, Equatable {
             id: id, type: type, data: payload, correlation: correlation ?? id, causation: causation ?? id,
             traceparent: traceparent ?? "", at: milliseconds, version: payloadVersion, replays: Int(replays ?? "0") ?? 0
         )
+        self.due = due.flatMap { Int64($0) }
+        self.deferrals = deferrals.flatMap { Int($0) } ?? 0
+        self.deferredSince = deferredSince.flatMap { Int64($0) }
     }
 
     private static func isTypeByte(_ byte: UInt8) -> Bool {
@@ -114,6 +130,11 @@ public struct Envelope: Sendable, Equatable {
             StreamField("traceparent", traceparent), StreamField("at", String(at)), StreamField("v", String(version)),
         ]
         if replays > 0 { fields.append(StreamField("replays", String(replays))) }
+        if let due { fields.append(StreamField("due", String(due))) }
+        if deferrals > 0 {
+            fields.append(StreamField("deferrals", String(deferrals)))
+            if let deferredSince { fields.append(StreamField("deferred_since", String(deferredSince))) }
+        }
         return fields
     }
 

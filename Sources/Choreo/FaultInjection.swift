@@ -7,12 +7,15 @@ import Synchronization
 /// reached). Off unless the variable is set; used by the crash-recovery tests and `ops/chaos`.
 ///
 /// Points: `exit-after-commit` (the batch's transaction committed, nothing published or
-/// acknowledged yet).
+/// acknowledged yet); `exit-after-scheduled-publish` (the scheduler published due messages,
+/// their rows not yet deleted).
 public enum FaultInjection {
     /// A place where a crash can be injected.
     public enum Point: String, Sendable {
         /// After the batch transaction committed, before publish and XACK.
         case exitAfterCommit = "exit-after-commit"
+        /// After the scheduler published due messages, before their rows are deleted.
+        case exitAfterScheduledPublish = "exit-after-scheduled-publish"
     }
 
     private static let configured: (Point, Int)? = {

@@ -37,14 +37,21 @@ public final class MessageContext {
     let session: TransactionSession?
     private(set) var emissions: [Emission] = []
     private(set) var rejected = false
+    /// Messages scheduled by this handler (written to its transaction's queue).
+    private(set) var scheduled: [ScheduledMessage] = []
+    /// Scheduled messages this handler cancelled.
+    private(set) var cancelled: [String] = []
+    /// The service's schema (where scheduled messages are kept).
+    let schema: String?
     /// The handling span's traceparent when a tracer records spans (emitted messages carry it).
     var spanTraceparent: String?
 
     init(
         envelope: Envelope, service: String, stream: String, attempt: Int, consumer: String, logger: Logger,
-        session: TransactionSession?, coders: JSONCoders = JSONCoders()
+        session: TransactionSession?, schema: String? = nil, coders: JSONCoders = JSONCoders()
     ) {
         self.coders = coders
+        self.schema = schema
         self.envelope = envelope
         self.consumer = consumer
         self.service = service
@@ -98,6 +105,81 @@ public final class MessageContext {
     /// Sends `command` to `service`'s commands stream under its contract's type.
     public func send<C: CommandContract>(_ command: C, to service: String) throws {
         try send(C.messageType, command, to: service)
+    }
+
+    // MARK: Delayed messages
+
+    /// Publishes `event` on the service's events stream `delay` after this transaction commits
+    /// (the database's clock). Returns the message's id, to cancel it by. `id` names it
+    /// yourself (unique in the service, at most 64 characters; scheduling an id that is still
+    /// scheduled keeps the first), e.g. `deadline-\(orderId)`.
+    @discardableResult
+    public func publish<E: EventContract>(_ event: E, after delay: Duration, id: String? = nil) throws -> String {
+        try schedule(
+            stream: ServiceDefinition(name: service).eventStream, type: E.messageType, payload: event, dueAt: nil,
+            delay: delay, id: id)
+    }
+
+    /// Publishes `event` on the service's events stream at `date` (at once if it is past).
+    @discardableResult
+    public func publish<E: EventContract>(_ event: E, at date: Date, id: String? = nil) throws -> String {
+        try schedule(
+            stream: ServiceDefinition(name: service).eventStream, type: E.messageType, payload: event,
+            dueAt: Int64(date.timeIntervalSince1970 * 1000), delay: .zero, id: id)
+    }
+
+    /// Sends `command` to `service`'s commands stream `delay` after this transaction commits.
+    /// Returns the message's id, to cancel it by (see ``publish(_:after:id:)``).
+    @discardableResult
+    public func send<C: CommandContract>(_ command: C, to service: String, after delay: Duration, id: String? = nil)
+        throws -> String
+    {
+        try schedule(
+            stream: ServiceDefinition(name: service).commandStream, type: C.messageType, payload: command, dueAt: nil,
+            delay: delay, id: id)
+    }
+
+    /// Sends `command` to `service`'s commands stream at `date` (at once if it is past).
+    @discardableResult
+    public func send<C: CommandContract>(_ command: C, to service: String, at date: Date, id: String? = nil) throws
+        -> String
+    {
+        try schedule(
+            stream: ServiceDefinition(name: service).commandStream, type: C.messageType, payload: command,
+            dueAt: Int64(date.timeIntervalSince1970 * 1000), delay: .zero, id: id)
+    }
+
+    /// Cancels a message this service scheduled, in this transaction: once it commits, the
+    /// message is not published. No effect on a message already published or never scheduled.
+    public func cancelScheduled(_ id: String) throws {
+        guard let session, let schema else { throw ContextError.noSchema(service) }
+        session.enqueue(PostgresStatement(RuntimeSchema.scheduleCancel(schema), [id]))
+        cancelled.append(id)
+    }
+
+    private func schedule<T: Encodable>(
+        stream: String, type: String, payload: T, dueAt: Int64?, delay: Duration, id: String?
+    ) throws -> String {
+        guard let session, let schema else { throw ContextError.noSchema(service) }
+        if let id { try ScheduledMessage.validate(id: id) }
+        guard delay >= .zero else {
+            throw ScheduledMessage.Invalid(reason: "the delay of \(type) is negative (\(delay))")
+        }
+        let envelope = Envelope(
+            id: id ?? Envelope.newID(), type: type, data: try coders.json(payload), correlation: envelope.correlation,
+            causation: envelope.id, traceparent: spanTraceparent ?? envelope.childTraceparent())
+        let milliseconds = delay.components.seconds * 1000 + delay.components.attoseconds / 1_000_000_000_000_000
+        let message = ScheduledMessage(
+            id: envelope.id, stream: stream, type: type, dueAt: dueAt, delay: milliseconds, fields: envelope.fields)
+        session.enqueue(
+            PostgresStatement(
+                RuntimeSchema.scheduleInsert(schema),
+                [
+                    message.id, message.dueAt.map { Double($0) }, Double(message.delay), message.stream, message.type,
+                    message.storedFields,
+                ]))
+        scheduled.append(message)
+        return message.id
     }
 
     /// Records the successful outcome of the command that started the saga.

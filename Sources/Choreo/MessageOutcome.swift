@@ -14,8 +14,19 @@ public enum MessageOutcome: Sendable, Equatable {
     case ignored
     /// A transient failure: retry later.
     case failed(String)
+    /// The handler said the message came too early (``HandlerError/notYet(_:code:)``): its
+    /// work was rolled back and a delayed copy scheduled; the entry is acknowledged.
+    case deferred(String)
     /// The message can never succeed: undecodable, unknown type, or the handler said poison.
     case poison(String)
+
+    /// Whether the handler's effects (and what it scheduled) were committed.
+    var committed: Bool {
+        switch self {
+        case .handled, .rejected, .deferred: return true
+        default: return false
+        }
+    }
 
     /// Label for metrics and logs.
     public var label: String {
@@ -25,6 +36,7 @@ public enum MessageOutcome: Sendable, Equatable {
         case .rejected: return "rejected"
         case .ignored: return "ignored"
         case .failed: return "failed"
+        case .deferred: return "deferred"
         case .poison: return "poison"
         }
     }
@@ -46,7 +58,7 @@ public enum MessageState: Sendable, Equatable {
         -> MessageState
     {
         switch outcome {
-        case .handled, .duplicate, .rejected, .ignored:
+        case .handled, .duplicate, .rejected, .ignored, .deferred:
             return .acked
         case .poison(let reason):
             return .dead(reason: reason)

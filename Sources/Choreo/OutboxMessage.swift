@@ -117,7 +117,7 @@ public struct OutboxMessage: Sendable, Equatable {
     }
 
     /// Rebuilds fields from a single-message row's JSON array `[name, value, ...]`.
-    static func decodeFields(_ text: String) -> [StreamField] {
+    package static func decodeFields(_ text: String) -> [StreamField] {
         guard let flat = JSONText.decodeArray(text) else { return [] }
         return stride(from: 0, to: flat.count - 1, by: 2).map { StreamField(flat[$0], flat[$0 + 1]) }
     }

@@ -13,6 +13,13 @@ import Synchronization
 /// - `choreo_trimmed_pending_total{service,stream}`: entries trimmed while pending
 /// - `choreo_group_lag{service,stream}`, `choreo_group_pending{service,stream}`,
 ///   `choreo_outbox_backlog{service}`, `choreo_dead_letters{service}`
+/// - delayed messages: `choreo_scheduled_total{service}` (scheduled by committed handlers),
+///   `choreo_scheduled_delivered_total{service}`, `choreo_scheduled_cancels_total{service}`
+///   (cancel requests of handlers and operators), `choreo_scheduled_lateness_seconds{service}`
+///   (publish time minus due time), `choreo_scheduled_pending{service}` and
+///   `choreo_scheduled_next_due_seconds{service}` (gauges)
+/// - `choreo_messages_deferred_total{service,stream,type}`: messages a handler said were not
+///   ready yet (``HandlerError/notYet(_:code:)``), scheduled again
 public final class RuntimeMetrics: Sendable {
     /// The service the metrics describe.
     public let service: String
@@ -111,6 +118,24 @@ public final class RuntimeMetrics: Sendable {
 
     func trimmedWhilePending(stream: String) {
         counter("choreo_trimmed_pending_total", [("stream", stream)]).increment()
+    }
+
+    /// Delayed messages scheduled by committed handlers, and cancel requests.
+    func scheduled(count: Int, cancels: Int) {
+        if count > 0 { counter("choreo_scheduled_total", []).increment(by: count) }
+        if cancels > 0 { counter("choreo_scheduled_cancels_total", []).increment(by: cancels) }
+    }
+
+    /// Delayed messages published by the scheduler, with how late each was, in seconds.
+    func scheduledDelivered(count: Int, lateness: [Double]) {
+        counter("choreo_scheduled_delivered_total", []).increment(by: count)
+        let timer = timer("choreo_scheduled_lateness_seconds", [])
+        for late in lateness { timer.recordNanoseconds(Int64(max(0, late) * 1_000_000_000)) }
+    }
+
+    /// A message deferred by its handler (not ready yet).
+    func deferred(stream: String, type: String) {
+        counter("choreo_messages_deferred_total", [("stream", stream), ("type", type)]).increment()
     }
 
     /// Inbox rows deleted after the retention window.

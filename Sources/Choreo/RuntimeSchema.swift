@@ -14,6 +14,10 @@ import Postgres
 ///   per message; the relay reads both. A published row is kept for the republish window
 ///   (`published_at` set), so that what Redis loses (a failover to a replica that had not
 ///   received it, a restart from an older snapshot) is published again.
+/// - `scheduled`: delayed messages (``MessageContext/send(_:to:after:id:)`` and the like),
+///   written in the handler's transaction, published by the ``Scheduler`` when due (then moved
+///   to the outbox as a published row, for the republish window); the `id` is the message's
+///   envelope id, the handle to cancel it by.
 /// - `redis_epoch`: the identity of the Redis servers the rows were published to (run ids and
 ///   replication ids of the masters); a change means Redis may have lost writes.
 public enum RuntimeSchema {
@@ -57,7 +61,32 @@ public enum RuntimeSchema {
             epoch text NOT NULL,
             seen_at timestamptz NOT NULL DEFAULT now()
         );
+        CREATE TABLE IF NOT EXISTS \(schema).scheduled (
+            id text PRIMARY KEY,
+            due_at timestamptz NOT NULL,
+            stream text NOT NULL,
+            type text NOT NULL,
+            fields text NOT NULL,
+            created_at timestamptz NOT NULL DEFAULT now()
+        );
+        CREATE INDEX IF NOT EXISTS scheduled_due ON \(schema).scheduled (due_at);
         """
+    }
+
+    /// Schedules one message (``ScheduledMessage``); an id already scheduled keeps its first
+    /// schedule.
+    static func scheduleInsert(_ schema: String) -> String {
+        """
+        INSERT INTO \(schema).scheduled (id, due_at, stream, type, fields)
+        VALUES ($1, coalesce(to_timestamp($2::double precision / 1000),
+            clock_timestamp() + make_interval(secs => $3::double precision / 1000)), $4, $5, $6)
+        ON CONFLICT (id) DO NOTHING
+        """
+    }
+
+    /// Cancels a scheduled message by id (nothing if it was delivered or never scheduled).
+    static func scheduleCancel(_ schema: String) -> String {
+        "DELETE FROM \(schema).scheduled WHERE id = $1"
     }
 
     static func inboxInsert(_ schema: String) -> String {

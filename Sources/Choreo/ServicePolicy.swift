@@ -35,6 +35,9 @@ public struct ServicePolicy: Sendable, Equatable {
     public var lockTimeout: Double = 5
     /// The longest one statement of a handler may run, in seconds (`statement_timeout`).
     public var statementTimeout: Double = 30
+    /// How long a message whose handler says it came too early
+    /// (``HandlerError/notYet(_:code:)``) is delivered again before it is rejected, in seconds.
+    public var notYetLimit: Double = 30
     /// Messages larger than this (all fields, in bytes) are poison: dead-lettered unread, so a
     /// runaway producer cannot make a worker parse megabytes.
     public var maxMessageBytes: Int = 1 << 20
@@ -67,6 +70,7 @@ public struct ServicePolicy: Sendable, Equatable {
         if statementTimeout <= 0 {
             problems.append(("statement_timeout", "must be positive (got \(statementTimeout)s)"))
         }
+        if notYetLimit <= 0 { problems.append(("not_yet_limit", "must be positive (got \(notYetLimit)s)")) }
         if maxMessageBytes < 1024 {
             problems.append(("max_message_bytes", "must be at least 1024 (got \(maxMessageBytes))"))
         }

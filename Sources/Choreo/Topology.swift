@@ -1,6 +1,7 @@
 // Topology: the services, their streams and policies, and the HTTP routes, as read from
 // streams.yml. The gateway and the workers are generic over it.
 
+import Foundation
 import Redis
 
 /// One service of the topology: a worker pool with its own schema and streams.
@@ -25,6 +26,9 @@ public struct ServiceDefinition: Sendable, Equatable {
     /// The service's own Redis URL (an ACL user allowed only its streams and keys), from the
     /// `REDIS_URL_{NAME}` environment variable; `nil` means the topology's shared URL.
     public var redisURL: String?
+    /// Settings for the service's own code (`settings:` in `streams.yml`, e.g. the reference
+    /// orders service's `saga_deadline`), as written; the code parses and validates them.
+    public var settings: [String: String] = [:]
 
     /// Creates a service definition.
     public init(
@@ -219,5 +223,16 @@ public struct Topology: Sendable, Equatable {
             service.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" })
         else { return name }
         return "{\(service)}.\(kind)"
+    }
+
+    /// A duration as `streams.yml` writes it, in seconds: `250ms`, `2s`, `1.5m`, `1h`, `7d`,
+    /// or a bare number of seconds; `nil` if it is none of these.
+    public static func seconds(_ text: String) -> Double? {
+        let text = text.trimmingCharacters(in: .whitespaces)
+        let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600), ("d", 86400)]
+        for (suffix, scale) in units where text.hasSuffix(suffix) {
+            if let value = Double(text.dropLast(suffix.count)) { return value * scale }
+        }
+        return Double(text)
     }
 }

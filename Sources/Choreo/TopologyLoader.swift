@@ -105,11 +105,7 @@ private struct TopologyReader {
         guard let text = node.scalar?.string.trimmingCharacters(in: .whitespaces) else {
             throw fail(path, node, "must be a duration like 250ms, 2s, 5m")
         }
-        let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600), ("d", 86400)]
-        for (suffix, scale) in units where text.hasSuffix(suffix) {
-            if let value = Double(text.dropLast(suffix.count)) { return value * scale }
-        }
-        if let value = Double(text) { return value }
+        if let value = Topology.seconds(text) { return value }
         throw fail(path, node, "must be a duration like 250ms, 2s, 5m (got '\(text)')")
     }
 
@@ -193,7 +189,9 @@ private struct TopologyReader {
         }
         var service = ServiceDefinition(name: name, policy: defaults)
         if node.scalar?.string == "" || node.scalar?.string == "~" { return service }
-        for (key, value) in try mapping(node, path, allowed: ["schema", "consumes", "publishes", "policy", "code"]) {
+        for (key, value) in try mapping(
+            node, path, allowed: ["schema", "consumes", "publishes", "policy", "code", "settings"])
+        {
             switch key {
             case "code": service.code = try string(value, "\(path).code")
             case "schema":
@@ -210,6 +208,14 @@ private struct TopologyReader {
                 service.publishes = try strings(value, "\(path).publishes").map(Topology.streamKey).filter {
                     $0 != service.eventStream
                 }
+            case "settings":
+                guard let pairs = value.mapping else { throw fail("\(path).settings", value, "must be a mapping") }
+                for (name, item) in pairs {
+                    guard let key = name.string, let scalar = item.scalar else {
+                        throw fail("\(path).settings", item, "values must be scalars (strings, numbers, durations)")
+                    }
+                    service.settings[key] = scalar.string
+                }
             default: service.policy = try policy(value, "\(path).policy", base: defaults)
             }
         }
@@ -221,7 +227,7 @@ private struct TopologyReader {
         let keys: Set<String> = [
             "batch", "block", "max_deliveries", "backoff", "claim_idle", "shutdown_timeout", "processes", "maxlen",
             "inbox_retention", "max_lag", "batch_lock_timeout", "max_message_bytes",
-            "lock_timeout", "statement_timeout",
+            "lock_timeout", "statement_timeout", "not_yet_limit",
         ]
         for (key, value) in try mapping(node, path, allowed: keys) {
             let at = "\(path).\(key)"
@@ -237,6 +243,7 @@ private struct TopologyReader {
             case "max_lag": policy.maxLag = try int(value, at)
             case "batch_lock_timeout": policy.batchLockTimeout = try duration(value, at)
             case "lock_timeout": policy.lockTimeout = try duration(value, at)
+            case "not_yet_limit": policy.notYetLimit = try duration(value, at)
             case "statement_timeout": policy.statementTimeout = try duration(value, at)
             case "max_message_bytes": policy.maxMessageBytes = try int(value, at)
             default:

@@ -1,5 +1,6 @@
 // WorkerProcess: everything one worker process of a service runs: migrations at start, a
-// consumer loop per consumed stream and the maintenance duties, each on its own thread; and a
+// consumer loop per consumed stream, the scheduler of delayed messages and the maintenance
+// duties, each on its own thread; and a
 // drain on stop that finishes the batches in hand within shutdown_timeout.
 
 import Foundation
@@ -15,6 +16,8 @@ public final class WorkerProcess: Sendable {
     /// The consumer loops, one per consumed stream.
     public let loops: [ConsumerLoop]
     let maintenance: Maintenance
+    /// Publishes the service's delayed messages when due.
+    public let scheduler: Scheduler
     let service: Service
     let topology: Topology
     let logger: Logger
@@ -37,11 +40,12 @@ public final class WorkerProcess: Sendable {
         logger[metadataKey: "consumer"] = "\(consumer)"
         self.logger = logger
         let metrics = RuntimeMetrics(service: definition.name)
+        let scheduler = Scheduler(definition: definition, topology: topology, logger: logger, metrics: metrics)
+        self.scheduler = scheduler
         self.loops = definition.consumedStreams.map {
             ConsumerLoop(
                 stream: $0, consumer: consumer, definition: definition, service: service, topology: topology,
-                logger: logger,
-                metrics: metrics)
+                logger: logger, metrics: metrics, scheduleSignal: scheduler.signal)
         }
         let beat = Heartbeat(
             consumer: consumer, host: ProcessInfo.processInfo.hostName, pid: getpid(),
@@ -74,6 +78,7 @@ public final class WorkerProcess: Sendable {
     public func start() {
         for loop in loops { threads.spawn(name: "consume \(loop.stream)") { loop.run() } }
         threads.spawn(name: "maintenance") { self.maintenance.run() }
+        if definition.schema != nil { threads.spawn(name: "scheduler") { self.scheduler.run() } }
         logger.info("worker started", metadata: ["streams": "\(definition.consumedStreams.joined(separator: ","))"])
     }
 
@@ -90,6 +95,7 @@ public final class WorkerProcess: Sendable {
         while Date() < deadline, loops.contains(where: { $0.state != .stopped }) { usleep(10_000) }
         let drained = loops.allSatisfy { $0.state == .stopped }
         maintenance.stop()
+        scheduler.stop()
         threads.wait(until: Date().addingTimeInterval(1))
         logger.info(drained ? "worker stopped" : "worker stopped before every batch drained")
         return drained

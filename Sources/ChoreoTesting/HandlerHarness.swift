@@ -5,6 +5,7 @@
 import Choreo
 import Foundation
 import Postgres
+import Redis
 
 /// A service's handlers under test, message by message.
 ///
@@ -87,6 +88,38 @@ public final class HandlerHarness {
     ) throws -> HandledMessage {
         let envelope = Envelope(id: id, type: type, data: data, correlation: correlation)
         let run = try runner.run(envelope, stream: stream ?? definition.commandStream, attempt: attempt)
+        let handled = HandledMessage(run, service: definition)
+        try checkDeclared(handled)
+        return handled
+    }
+
+    /// The delayed messages the handlers scheduled and that are still pending, soonest first.
+    public func scheduled() throws -> [ScheduledEntry] {
+        try Scheduler.list(postgres: connection, schema: schema)
+    }
+
+    /// Delivers the scheduled message `id` now, as the scheduler would when it is due (the
+    /// row goes; the entry carries its `due` field), to this service's handlers. A message
+    /// scheduled for another service's stream cannot be handled here: it is a test error.
+    @discardableResult
+    public func deliverScheduled(_ id: String, attempt: Int = 1) throws -> HandledMessage {
+        guard
+            let row = try connection.query(
+                """
+                DELETE FROM \(schema).scheduled WHERE id = $1
+                RETURNING stream, fields, (extract(epoch FROM due_at) * 1000)::bigint AS due
+                """, [id]
+            ).first
+        else { throw HarnessError(description: "no scheduled message \(id)") }
+        let stream = try row.decode(String.self, "stream")
+        guard stream == definition.commandStream || definition.subscribes.contains(stream) else {
+            throw HarnessError(
+                description: "scheduled message \(id) goes to \(stream), which \(service.name) does not read")
+        }
+        var fields = OutboxMessage.decodeFields(try row.decode(String.self, "fields"))
+        fields.append(StreamField("due", String(try row.decode(Int64.self, "due"))))
+        let envelope = try Envelope(entry: StreamEntry(id: "0-1", fields: fields))
+        let run = try runner.run(envelope, stream: stream, attempt: attempt)
         let handled = HandledMessage(run, service: definition)
         try checkDeclared(handled)
         return handled

@@ -93,6 +93,36 @@ public final class ProbeHarness: @unchecked Sendable {
         try postgres.query("SELECT count(*) AS n FROM \(name).records").first?.decode(Int.self, "n") ?? 0
     }
 
+    /// One row of the probe's `records` table.
+    public struct Record: Sendable, Equatable {
+        /// The message that made it.
+        public var messageID: String
+        /// Its value.
+        public var value: Int
+        /// When the message was due (a scheduled message), milliseconds since the epoch.
+        public var due: Int64?
+        /// When it was handled, milliseconds since the epoch.
+        public var handledAt: Int64?
+    }
+
+    /// The records with `key`, oldest value first.
+    public func records(key: String) throws -> [Record] {
+        try postgres.query(
+            "SELECT message_id, value, due, handled_at FROM \(name).records WHERE key = $1 ORDER BY value, message_id",
+            [key]
+        ).rows.map {
+            Record(
+                messageID: try $0.decode(String.self, "message_id"), value: try $0.decode(Int.self, "value"),
+                due: try $0.decodeIfPresent(Int64.self, "due"),
+                handledAt: try $0.decodeIfPresent(Int64.self, "handled_at"))
+        }
+    }
+
+    /// Delayed messages still scheduled.
+    public func scheduledCount() throws -> Int {
+        try postgres.query("SELECT count(*) AS n FROM \(name).scheduled").first?.decode(Int.self, "n") ?? 0
+    }
+
     /// Rows in the inbox.
     public func inboxCount() throws -> Int {
         try postgres.query("SELECT count(*) AS n FROM \(name).inbox").first?.decode(Int.self, "n") ?? 0
@@ -145,6 +175,7 @@ extension ProbeHarness {
                   claim_idle: \(Int(policy.claimIdle * 1000))ms
                   shutdown_timeout: \(Int(policy.shutdownTimeout))s
                   processes: \(processes)
+                  not_yet_limit: \(Int(policy.notYetLimit * 1000))ms
             """ + (maxlen.map { "\n      maxlen: \($0)" } ?? "")
         let path = TestEnvironment.workDirectory + "/\(name).yml"
         try yaml.write(toFile: path, atomically: true, encoding: .utf8)

@@ -157,6 +157,10 @@ public struct Order: Codable, Sendable, Equatable {
         case refuse(code: String, reason: String)
         /// Nothing to do (e.g. an event the order has already moved past).
         case ignore
+        /// A verdict that came after the order was cancelled (by its deadline) and leaves
+        /// something held (a charge, a reservation): announce the cancellation again, so the
+        /// services that hold something release it.
+        case compensate
     }
 
     /// Adding an item: only while open.
@@ -190,8 +194,18 @@ public struct Order: Codable, Sendable, Equatable {
     }
 
     /// The saga's verdict: confirm (payment captured) or cancel (stock or payment refused).
-    public func settle(_ event: OrderEvent) -> Decision {
-        guard status == .pending else { return .ignore }
+    /// `holds`: whether the verdict's sender leaves something held (a payment verdict follows a
+    /// reservation; a captured payment holds money), to be released if the order was cancelled
+    /// meanwhile (a late verdict, after the deadline).
+    public func settle(_ event: OrderEvent, holds: Bool = false) -> Decision {
+        guard status == .pending else { return status == .cancelled && holds ? .compensate : .ignore }
         return .append([event])
+    }
+
+    /// The saga's deadline: a still-pending order is cancelled (`timeout`); any other ignores it.
+    public func expire(after seconds: Double) -> Decision {
+        guard status == .pending else { return .ignore }
+        let shown = seconds == seconds.rounded() ? String(Int(seconds)) : String(seconds)
+        return .append([.cancelled(reason: "timeout: no verdict within the saga deadline of \(shown) s")])
     }
 }

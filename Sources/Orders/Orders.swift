@@ -20,11 +20,49 @@ import ShopContracts
 /// - `CancelOrder {id}`: cancels an open or confirmed order (`OrderCancelled`; a confirmed
 ///   one is restocked and refunded by inventory and payments).
 /// - `GetOrder {id}`, `ListUserOrders {id}`: reads from the projection.
+/// - `OrderDeadline {orderId}`: its own delayed command, scheduled when an order is placed
+///   (``Settings/deadline``, `saga_deadline` in `streams.yml`): a still-pending order is
+///   cancelled with reason `timeout` (the command's result: `failed`, code `timeout`); the
+///   deadline is cancelled when the verdict comes first.
 ///
 /// Events it reacts to: `UserCreated` (`users.events`) -> profile + `UserProfileCreated`;
 /// `StockRejected` (`inventory.events`), `PaymentSucceeded` / `PaymentFailed`
-/// (`payments.events`) -> `OrderConfirmed` / `OrderCancelled`.
+/// (`payments.events`) -> `OrderConfirmed` / `OrderCancelled`. A payment verdict for an order
+/// its deadline already cancelled publishes `OrderCancelled` again, so the charge is refunded
+/// and the reservation released (money and stock stay conserved).
 public enum Orders {
+    /// The service's settings (`settings:` of the service in `streams.yml`).
+    public struct Settings: Sendable, Equatable {
+        /// How long a placed order may wait for its saga's verdict before it is cancelled with
+        /// reason `timeout`, in seconds (`saga_deadline`, default 30 s).
+        public var deadline: Double = 30
+
+        /// The defaults.
+        public init() {}
+
+        /// Reads `saga_deadline` from a service's settings; other keys are an error.
+        public init(_ settings: [String: String]) throws {
+            for (key, value) in settings {
+                guard key == "saga_deadline" else {
+                    throw SettingsError("unknown setting '\(key)' of orders (expected: saga_deadline)")
+                }
+                guard let seconds = Topology.seconds(value), seconds >= 0.1, seconds <= 86400 * 7 else {
+                    throw SettingsError("saga_deadline must be a duration between 100ms and 7d (got '\(value)')")
+                }
+                deadline = seconds
+            }
+        }
+    }
+
+    /// A setting that cannot be used.
+    public struct SettingsError: Error, CustomStringConvertible {
+        public let description: String
+        init(_ description: String) { self.description = description }
+    }
+
+    /// The id of an order's deadline message (one per order; cancelled by the verdict).
+    static func deadlineID(_ orderID: String) -> String { "deadline-\(orderID)" }
+
     struct Listing: Codable {
         var orders: [Order]
     }
@@ -65,10 +103,10 @@ public enum Orders {
     ]
 
     /// The service's code, under `name`.
-    public static func service(name: String = "orders") -> Service {
+    public static func service(name: String = "orders", settings: Settings = Settings()) -> Service {
         var service = Service(name: name, migrations: migrations)
         service.on(UserCreated.self, createProfile)
-        service.on(PlaceOrder.self, place)
+        service.on(PlaceOrder.self) { context, command in try place(context, command, settings) }
         service.on(AddItemToOrder.self) { context, command in
             guard command.quantity > 0 else {
                 return try context.reject("quantity must be positive", code: "invalid_quantity")
@@ -78,7 +116,7 @@ public enum Orders {
             }
         }
         service.on(CheckoutOrder.self) { context, command in
-            try decide(context, orderID: command.id, reply: false) { $0.checkout() }
+            try decide(context, orderID: command.id, reply: false, settings: settings) { $0.checkout() }
         }
         service.on(CancelOrder.self) { context, command in
             try decide(context, orderID: command.id, reply: true) { $0.cancel() }
@@ -90,14 +128,20 @@ public enum Orders {
         }
         service.on(PaymentFailed.self) { context, verdict in
             try decide(context, orderID: verdict.orderId, reply: true, cancelCode: "payment_failed") {
-                $0.settle(.cancelled(reason: verdict.reason))
+                $0.settle(.cancelled(reason: verdict.reason), holds: true)
             }
         }
         service.on(PaymentSucceeded.self) { context, verdict in
             try decide(context, orderID: verdict.orderId, reply: true) {
-                $0.settle(.confirmed(lines: verdict.lines, totalCents: verdict.amountCents))
+                $0.settle(.confirmed(lines: verdict.lines, totalCents: verdict.amountCents), holds: true)
             }
         }
+        service.on(OrderDeadline.self) { context, deadline in
+            try decide(context, orderID: deadline.orderId, reply: true, cancelCode: "timeout") {
+                $0.expire(after: settings.deadline)
+            }
+        }
+        service.sends(OrderDeadline.self, to: name)
         service.on(GetOrder.self) { context, query in
             let id = query.id
             guard UUID(uuidString: id) != nil,
@@ -133,7 +177,7 @@ public enum Orders {
         }
     }
 
-    static func place(_ context: MessageContext, _ command: PlaceOrder) throws {
+    static func place(_ context: MessageContext, _ command: PlaceOrder, _ settings: Settings) throws {
         let items = command.items ?? []
         guard UUID(uuidString: command.userId) != nil,
             try context.query("SELECT 1 FROM profiles WHERE user_id = $1::uuid", [command.userId]).first != nil
@@ -148,6 +192,7 @@ public enum Orders {
         let order = try OrderStore.append(events, to: Order(id: context.envelope.id), context: context)
         if checkout {
             try context.publish(fact(order) as OrderPlaced)
+            try scheduleDeadline(context, order.id, settings)
         } else {
             try context.succeed(order, type: "OrderCreated")
         }
@@ -158,7 +203,7 @@ public enum Orders {
     /// result is the saga's verdict).
     static func decide(
         _ context: MessageContext, orderID: String, reply: Bool, cancelCode: String = "order_cancelled",
-        _ decision: (Order) -> Order.Decision
+        settings: Settings = Settings(), _ decision: (Order) -> Order.Decision
     ) throws {
         guard UUID(uuidString: orderID) != nil, let order = try OrderStore.load(orderID, context: context) else {
             return try context.reject("no order \(orderID)", code: "not_found")
@@ -166,17 +211,28 @@ public enum Orders {
         switch decision(order) {
         case .ignore:
             context.logger.info("order already settled; event ignored", metadata: ["order": "\(orderID)"])
+        case .compensate:
+            context.logger.warning(
+                "verdict after the order was cancelled; announcing the cancellation again to release what it holds",
+                metadata: ["order": "\(orderID)", "verdict": "\(context.envelope.type)"])
+            try context.publish(fact(order) as OrderCancelled)
         case .refuse(let code, let reason):
             try context.reject(reason, code: code)
         case .append(let events):
             let next = try OrderStore.append(events, to: order, context: context)
             for event in events {
                 switch event {
-                case .placed: try context.publish(fact(next) as OrderPlaced)
+                case .placed:
+                    try context.publish(fact(next) as OrderPlaced)
+                    try scheduleDeadline(context, next.id, settings)
                 case .confirmed: try context.publish(fact(next) as OrderConfirmed)
                 case .cancelled: try context.publish(fact(next) as OrderCancelled)
                 case .created, .itemAdded: break
                 }
+            }
+            // The verdict came first: the deadline has nothing left to do.
+            if order.status == .pending, next.status != .pending, context.envelope.type != OrderDeadline.messageType {
+                try context.cancelScheduled(deadlineID(next.id))
             }
             guard reply else { return }
             if next.status == .cancelled, order.status == .pending {
@@ -185,6 +241,13 @@ public enum Orders {
                 try context.succeed(next, type: events.last?.type)
             }
         }
+    }
+
+    /// Schedules the order's deadline (its own `OrderDeadline`, after ``Settings/deadline``).
+    static func scheduleDeadline(_ context: MessageContext, _ orderID: String, _ settings: Settings) throws {
+        try context.send(
+            OrderDeadline(orderId: orderID), to: context.service, after: .milliseconds(Int64(settings.deadline * 1000)),
+            id: deadlineID(orderID))
     }
 
     static func fact<Kind>(_ order: Order) -> OrderFact<Kind> {

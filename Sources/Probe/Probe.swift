@@ -29,6 +29,15 @@ import Postgres
 /// - `Noop`: does nothing (benchmarks).
 /// - `Insert {key, value}`: one INSERT and one event, no result (benchmarks).
 /// - `GetRecord {key}`: a query: the newest record with that key, or `not_found`.
+/// - `Schedule {key, value, ms, id?, failTimes?}`: schedules `Record {key, value}` to itself
+///   `ms` later (with `id` as its id if given), succeeds with the scheduled id; with
+///   `failTimes`, throws after scheduling on the first deliveries (nothing may be scheduled).
+/// - `CancelScheduled {id}`: cancels a scheduled message.
+/// - `RecordWhenOpen {key, value}`: not ready (``HandlerError/notYet(_:code:)``, code
+///   `gate_closed`) until a row with that key is in `gates`; then records the number of
+///   deferrals as the value.
+///
+/// `records` keeps, per row, when the message was due (scheduled ones) and when it was handled.
 public enum Probe {
     struct Row: Codable {
         var key: String
@@ -51,6 +60,24 @@ public enum Probe {
         var reason: String
     }
 
+    struct Later: Codable {
+        var key: String
+        var value: Int
+        var ms: Int
+        var id: String?
+        var failTimes: Int?
+    }
+
+    struct Handle: Codable {
+        var id: String
+    }
+
+    struct RecordCommand: CommandContract {
+        static var messageType: String { "Record" }
+        var key: String
+        var value: Int
+    }
+
     /// The probe service's code, under `name`.
     public static func service(name: String = "probe") -> Service {
         var service = Service(
@@ -68,6 +95,12 @@ public enum Probe {
                     version: 3, name: "writes",
                     sql: "CREATE TABLE writes (message_id text NOT NULL, attempt int NOT NULL);"),
                 Migration(version: 4, name: "seen", sql: "CREATE TABLE seen (message_id text PRIMARY KEY);"),
+                Migration(
+                    version: 5, name: "scheduling",
+                    sql: """
+                        CREATE TABLE gates (key text PRIMARY KEY);
+                        ALTER TABLE records ADD COLUMN due bigint, ADD COLUMN handled_at bigint;
+                        """),
             ])
         service.on("Record") { context in
             let row = try context.payload(Row.self)
@@ -130,6 +163,26 @@ public enum Probe {
             throw HandlerError.poison("the probe was told to be poison")
         }
         service.on("Noop") { _ in }
+        service.on("Schedule") { context in
+            let later = try context.payload(Later.self)
+            let id = try context.send(
+                RecordCommand(key: later.key, value: later.value), to: context.service,
+                after: .milliseconds(later.ms), id: later.id)
+            if context.attempt <= later.failTimes ?? 0 { throw ProbeError.deliberate(attempt: context.attempt) }
+            try context.succeed(Handle(id: id))
+        }
+        service.on("CancelScheduled") { context in
+            let handle = try context.payload(Handle.self)
+            try context.cancelScheduled(handle.id)
+            try context.succeed(handle)
+        }
+        service.on("RecordWhenOpen") { context in
+            let row = try context.payload(Row.self)
+            guard try context.query("SELECT 1 FROM gates WHERE key = $1", [row.key]).first != nil else {
+                throw HandlerError.notYet("the gate '\(row.key)' is closed", code: "gate_closed")
+            }
+            try record(context, Row(key: row.key, value: context.envelope.deferrals))
+        }
         service.on("GetRecord") { context in
             struct Key: Codable { var key: String }
             let key = try context.payload(Key.self).key
@@ -153,8 +206,11 @@ public enum Probe {
 
     static func record(_ context: MessageContext, _ row: Row) throws {
         try context.execute(
-            "INSERT INTO records (message_id, key, value, handled_by) VALUES ($1, $2, $3, $4)",
-            [context.envelope.id, row.key, row.value, context.consumer])
+            "INSERT INTO records (message_id, key, value, handled_by, due, handled_at) VALUES ($1, $2, $3, $4, $5, $6)",
+            [
+                context.envelope.id, row.key, row.value, context.consumer, context.envelope.due,
+                Envelope.nowMilliseconds(),
+            ])
         try context.publish("Recorded", row)
         try context.succeed(row)
     }

@@ -68,6 +68,14 @@ public struct CancelOrder: CommandContract, Equatable {
     public init(id: String) { self.id = id }
 }
 
+/// `OrderDeadline`: orders' own delayed command, scheduled when an order is placed (after the
+/// `saga_deadline`); a still-pending order is then cancelled with reason `timeout`.
+public struct OrderDeadline: CommandContract, Equatable {
+    public var orderId: String
+
+    public init(orderId: String) { self.orderId = orderId }
+}
+
 /// `GetOrder` (GET /v1/orders/{id}).
 public struct GetOrder: CommandContract, Equatable {
     public var id: String

@@ -1,0 +1,167 @@
+// Scheduler: publishes a service's delayed messages when they are due. One per worker process,
+// on its own thread; several processes share the table with FOR UPDATE SKIP LOCKED. In one
+// transaction a due row is deleted, published (XADD with a `due` field) and kept as a published
+// outbox row for the republish window: a crash before the commit leaves the row, which is
+// published again, and the consumers' inboxes drop the copy. Deleting before publishing makes
+// a handler that schedules the same id meanwhile wait for the outcome instead of seeing a row
+// that is about to go.
+
+import ChoreoJSON
+import Foundation
+import Logging
+import Postgres
+import Redis
+import Synchronization
+
+/// Delivers the delayed messages of one service.
+public final class Scheduler: Sendable {
+    let definition: ServiceDefinition
+    let topology: Topology
+    let logger: Logger
+    let metrics: RuntimeMetrics
+    /// Wakes it for messages scheduled by this process.
+    public let signal: ScheduleSignal
+    private let running = Mutex(true)
+
+    /// Rows published per transaction.
+    static let batch = 500
+    /// The longest time between two looks at the table (messages scheduled by other processes
+    /// for sooner than that are at most this late; this process's own wake it at once).
+    static let pollInterval: Int64 = 200
+
+    /// Creates the scheduler of one process.
+    public init(
+        definition: ServiceDefinition, topology: Topology, logger: Logger, metrics: RuntimeMetrics,
+        signal: ScheduleSignal = ScheduleSignal()
+    ) {
+        self.definition = definition
+        self.topology = topology
+        self.logger = logger
+        self.metrics = metrics
+        self.signal = signal
+    }
+
+    /// Stops the loop.
+    public func stop() {
+        running.withLock { $0 = false }
+        signal.wake()
+    }
+
+    private var isRunning: Bool { running.withLock { $0 } }
+
+    /// Runs until stopped. Blocks the calling thread.
+    public func run() {
+        guard let schema = definition.schema else { return }
+        var redis: RedisConnection?
+        var postgres: PostgresConnection?
+        while isRunning {
+            do {
+                if redis == nil { redis = try RedisConnection(url: topology.redisURL(for: definition)) }
+                if postgres == nil { postgres = try PostgresConnection(url: topology.postgresURL(for: definition)) }
+                guard let redis, let postgres else { continue }
+                let delivered = try deliverDue(redis: redis, postgres: postgres, schema: schema)
+                if delivered >= Self.batch { continue }
+                let now = Envelope.nowMilliseconds()
+                let next = try nextDue(postgres: postgres, schema: schema) ?? Int64.max
+                signal.wait(until: min(next, now + Self.pollInterval))
+            } catch {
+                logger.warning("scheduler failed; retrying", metadata: ["error": "\(error)"])
+                if BatchProcessor.isInfrastructure(error) {
+                    redis?.close()
+                    redis = nil
+                    postgres = nil
+                }
+                signal.wait(until: Envelope.nowMilliseconds() + 500)
+            }
+        }
+    }
+
+    /// When the earliest scheduled message is due (milliseconds since the epoch), if any.
+    func nextDue(postgres: PostgresConnection, schema: String) throws -> Int64? {
+        try postgres.query(
+            "SELECT (extract(epoch FROM min(due_at)) * 1000)::bigint AS due FROM \(schema).scheduled"
+        ).first?.decodeIfPresent(Int64.self, "due")
+    }
+
+    /// Publishes the messages due now, at most ``batch``; returns how many.
+    @discardableResult
+    public func deliverDue(redis: RedisConnection, postgres: PostgresConnection, schema: String) throws -> Int {
+        let publisher = Publisher(service: definition, topology: topology)
+        return try postgres.transaction { tx -> Int in
+            // Deleted first (in this transaction), published next: a handler inserting a row
+            // with the same id meanwhile (a deferred copy of the message being published)
+            // waits for this transaction instead of finding a row about to go. A crash before
+            // the commit leaves the rows in place, and they are published again.
+            let rows = try tx.query(
+                """
+                WITH due AS (
+                    SELECT id FROM \(schema).scheduled WHERE due_at <= clock_timestamp()
+                    ORDER BY due_at LIMIT \(Self.batch) FOR UPDATE SKIP LOCKED)
+                DELETE FROM \(schema).scheduled s USING due WHERE s.id = due.id
+                RETURNING s.id, s.stream, s.fields, (extract(epoch FROM s.due_at) * 1000)::bigint AS due,
+                    extract(epoch FROM clock_timestamp() - s.due_at)::double precision AS late
+                """
+            ).rows.sorted { (try? $0.decode(Int64.self, "due")) ?? 0 < (try? $1.decode(Int64.self, "due")) ?? 0 }
+            guard !rows.isEmpty else { return 0 }
+            var messages: [OutboxMessage] = []
+            var lateness: [Double] = []
+            for row in rows {
+                var fields = OutboxMessage.decodeFields(try row.decode(String.self, "fields"))
+                if !fields.contains(where: { $0.name == "due" }) {
+                    fields.append(StreamField("due", String(try row.decode(Int64.self, "due"))))
+                }
+                messages.append(
+                    OutboxMessage(
+                        stream: try row.decode(String.self, "stream"), fields: fields, commandID: nil, status: nil,
+                        seq: nil))
+                lateness.append(try row.decode(Double.self, "late"))
+            }
+            let commands = messages.flatMap { publisher.commands(for: $0) }
+            try redis.pipelineCheckingErrors(commands)
+            try redis.waitForReplicas(
+                topology.redisDurability, keys: commands.compactMap { RedisSlot.keys(of: $0).first })
+            FaultInjection.reached(.exitAfterScheduledPublish)
+            // Kept as a published outbox row for the republish window: if Redis loses it (a
+            // failover, a restart from an older snapshot), the epoch check publishes it again.
+            try tx.query(
+                "INSERT INTO \(schema).outbox (stream, fields, published_at) VALUES ('\(OutboxMessage.batchRow)', $1, now())",
+                [OutboxMessage.encodeBatch(messages)])
+            metrics.scheduledDelivered(count: messages.count, lateness: lateness)
+            return messages.count
+        }
+    }
+
+    /// The scheduled messages of `schema`, soonest first.
+    public static func list(postgres: PostgresConnection, schema: String, limit: Int = 100) throws -> [ScheduledEntry] {
+        try postgres.query(
+            """
+            SELECT id, type, stream, (extract(epoch FROM due_at) * 1000)::bigint AS due, fields
+            FROM \(schema).scheduled ORDER BY due_at, id LIMIT $1
+            """, [limit]
+        ).rows.map { row in
+            let fields = OutboxMessage.decodeFields(try row.decode(String.self, "fields"))
+            return ScheduledEntry(
+                id: try row.decode(String.self, "id"), type: try row.decode(String.self, "type"),
+                stream: try row.decode(String.self, "stream"), dueAt: try row.decode(Int64.self, "due"),
+                correlation: fields.first { $0.name == "correlation" }?.value ?? "")
+        }
+    }
+
+    /// How many messages `schema` has scheduled, and when the next is due.
+    public static func summary(postgres: PostgresConnection, schema: String) throws -> (count: Int, next: Int64?) {
+        guard
+            let row = try postgres.query(
+                """
+                SELECT count(*)::bigint AS n, (extract(epoch FROM min(due_at)) * 1000)::bigint AS next
+                FROM \(schema).scheduled
+                """
+            ).first
+        else { return (0, nil) }
+        return (try row.decode(Int.self, "n"), try row.decodeIfPresent(Int64.self, "next"))
+    }
+
+    /// Cancels the scheduled message `id` of `schema`; returns whether it was still scheduled.
+    public static func cancel(postgres: PostgresConnection, schema: String, id: String) throws -> Bool {
+        try postgres.query(RuntimeSchema.scheduleCancel(schema), [id]).affectedRows > 0
+    }
+}
