@@ -19,6 +19,13 @@ public struct Heartbeat: Codable, Sendable, Equatable {
     public var at: Int64
     /// Streams it consumes.
     public var streams: [String]
+    /// The service's delayed messages still scheduled, as this process last counted them
+    /// (every few seconds; `nil` for a service without a schema or before the first count).
+    public var scheduled: Int? = nil
+    /// When the next scheduled message is due, ms since epoch.
+    public var nextDue: Int64? = nil
+    /// When ``scheduled`` was counted, ms since epoch.
+    public var scheduledAt: Int64? = nil
 
     /// A heartbeat older than this many seconds is considered gone.
     public static let staleAfter: Double = 10

@@ -106,9 +106,18 @@ public final class Maintenance: Sendable {
         _ = try? redis?.command(["HDEL", Topology.workersKey(definition.name), heartbeat.consumer])
     }
 
+    /// The service's scheduled messages as last counted (carried by the heartbeat, so that
+    /// `choreo status` and the console, which read Redis only, can show them).
+    private let scheduledSummary = Mutex<(count: Int, next: Int64?, at: Int64)?>(nil)
+
     func beat(_ redis: RedisConnection) throws {
         var beat = heartbeat
         beat.at = Envelope.nowMilliseconds()
+        if let summary = scheduledSummary.withLock({ $0 }) {
+            beat.scheduled = summary.count
+            beat.nextDue = summary.next
+            beat.scheduledAt = summary.at
+        }
         let json = String(decoding: try JSONEncoder().encode(beat), as: UTF8.self)
         try redis.command(["HSET", Topology.workersKey(definition.name), beat.consumer, json])
     }
@@ -301,6 +310,11 @@ public final class Maintenance: Sendable {
                     """
                 ).first?.decode(Int.self, "n") ?? 0
             metrics.gauge("choreo_outbox_backlog").record(backlog)
+            let scheduled = try Scheduler.summary(postgres: postgres, schema: schema)
+            scheduledSummary.withLock { $0 = (scheduled.count, scheduled.next, Envelope.nowMilliseconds()) }
+            metrics.gauge("choreo_scheduled_pending").record(scheduled.count)
+            let next = scheduled.next.map { Double($0 - Envelope.nowMilliseconds()) / 1000 } ?? 0
+            metrics.gauge("choreo_scheduled_next_due_seconds").record(next)
         }
     }
 }

@@ -15,7 +15,7 @@ import Synchronization
 ///   `choreo_outbox_backlog{service}`, `choreo_dead_letters{service}`
 /// - delayed messages: `choreo_scheduled_total{service}` (scheduled by committed handlers),
 ///   `choreo_scheduled_delivered_total{service}`, `choreo_scheduled_cancels_total{service}`
-///   (cancel requests of handlers and operators), `choreo_scheduled_lateness_seconds{service}`
+///   (cancel requests of handlers), `choreo_scheduled_lateness_seconds{service}`
 ///   (publish time minus due time), `choreo_scheduled_pending{service}` and
 ///   `choreo_scheduled_next_due_seconds{service}` (gauges)
 /// - `choreo_messages_deferred_total{service,stream,type}`: messages a handler said were not

@@ -9,11 +9,12 @@ import Shop
 struct CheckCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "check",
-        abstract: "Check the reference system's invariants (money, stock, settled orders, no double effects).",
+        abstract:
+            "Check the reference system's invariants (money, stock, settled orders, nothing held for a cancelled order, no double effects).",
         discussion: "Exit status: 0 all hold, 1 an invariant fails, 2 usage or connection error.")
 
-    @Option(help: "Seconds an order may stay pending before it counts as stuck.")
-    var sagaTimeout: Double = 60
+    @Option(help: "Seconds an order may stay pending before it counts as stuck (default: orders' saga_deadline + 10).")
+    var sagaTimeout: Double?
 
     @Option(help: "Keep checking for up to this many seconds until every invariant holds (sagas in flight).")
     var wait: Double = 0

@@ -13,7 +13,7 @@ struct ChoreoCommand: AsyncParsableCommand {
         subcommands: [
             WorkerCommand.self, GatewayCommand.self, UpCommand.self, MigrateCommand.self, OpenAPICommand.self,
             BenchCommand.self, CheckCommand.self, LoadCommand.self, DLQCommand.self, StatusCommand.self,
-            TraceCommand.self, ACLCommand.self, ContractsCommand.self, AsyncAPICommand.self,
+            TraceCommand.self, ACLCommand.self, ContractsCommand.self, AsyncAPICommand.self, ScheduledCommand.self,
         ])
 }
 

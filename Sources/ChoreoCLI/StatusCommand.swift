@@ -105,6 +105,7 @@ struct StatusCommand: AsyncParsableCommand {
                     index == 0
                         ? "\(service.deadLetters)\(service.newDeadLetters > 0 ? " (+\(service.newDeadLetters))" : "")"
                         : "",
+                    index == 0 ? Self.scheduled(service, now: status.at) : "",
                     "\(stream.consumers.filter(\.live).count) live, \(stream.consumers.filter { !$0.live }.count) gone"
                         + (consumers.isEmpty ? "" : ""),
                 ])
@@ -112,7 +113,16 @@ struct StatusCommand: AsyncParsableCommand {
         }
         lines.append(
             table(
-                ["SERVICE", "PROCS", "STREAM", "LAG", "PENDING", "OLDEST", "RATE", "DEAD", "CONSUMERS"], rows))
+                ["SERVICE", "PROCS", "STREAM", "LAG", "PENDING", "OLDEST", "RATE", "DEAD", "SCHEDULED", "CONSUMERS"],
+                rows))
         return lines.joined(separator: "\n")
+    }
+
+    /// `3 (next in 12s)`, `0`, or `-` when no live process has counted.
+    static func scheduled(_ service: SystemStatus.Service, now: Int64) -> String {
+        guard let count = service.scheduled else { return "-" }
+        guard count > 0, let next = service.nextDue else { return String(count) }
+        let seconds = (next - now) / 1000
+        return "\(count) (next \(seconds <= 0 ? "due now" : "in \(seconds)s"))"
     }
 }

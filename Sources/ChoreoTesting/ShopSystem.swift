@@ -4,6 +4,7 @@
 
 import Choreo
 import Foundation
+import Synchronization
 
 /// The reference system running for the tests, started on first use.
 public final class ShopSystem: Sendable {
@@ -13,8 +14,10 @@ public final class ShopSystem: Sendable {
     public let environment: [String: String]
     /// The topology file.
     public let topologyPath: String
-    /// The pid of `choreo up`.
+    /// The pid of `choreo up`, or of the gateway when the pools run separately.
     public let pid: pid_t
+    /// With separate pools: the running `choreo worker` of each service.
+    private let pools = Mutex<[String: pid_t]>([:])
 
     /// The system shared by every test of the process.
     public static let shared = Task { try await ShopSystem.start() }
@@ -35,11 +38,29 @@ public final class ShopSystem: Sendable {
     }
 
     /// Starts a shop of its own: migrated, `choreo up` running, its gateway ready. With
-    /// `ownDatabase`, in a fresh database of its own.
-    public static func start(redisURL: String = TestEnvironment.redisURL, ownDatabase: Bool = false) async throws
-        -> ShopSystem
-    {
-        let topologyPath = TestEnvironment.repositoryRoot + "/streams.yml"
+    /// `ownDatabase`, in a fresh database of its own. With `separatePools`, the gateway and one
+    /// `choreo worker <service> --processes 1` per service run as separate processes, so a
+    /// test can stop and start a service (``stopPool(_:)``, ``startPool(_:)``). `settings`
+    /// adds `settings:` to services of the repository's topology (e.g. orders'
+    /// `saga_deadline`), written to a copy.
+    public static func start(
+        redisURL: String = TestEnvironment.redisURL, ownDatabase: Bool = false, separatePools: Bool = false,
+        settings: [String: [String: String]] = [:]
+    ) async throws -> ShopSystem {
+        var topologyPath = TestEnvironment.repositoryRoot + "/streams.yml"
+        if !settings.isEmpty {
+            var text = try String(contentsOfFile: topologyPath, encoding: .utf8)
+            for (service, values) in settings {
+                let anchor = "\n  \(service):\n"
+                guard let range = text.range(of: anchor) else {
+                    throw TimeoutError(what: "service \(service) in streams.yml", seconds: 0, lastError: nil)
+                }
+                let lines = values.sorted { $0.key < $1.key }.map { "      \($0.key): \($0.value)\n" }.joined()
+                text.replaceSubrange(range, with: anchor + "    settings:\n" + lines)
+            }
+            topologyPath = TestEnvironment.workDirectory + "/\(TestEnvironment.uniqueName("streams")).yml"
+            try text.write(toFile: topologyPath, atomically: true, encoding: .utf8)
+        }
         var environment = ProcessInfo.processInfo.environment
         let databaseURL = ownDatabase ? try TestEnvironment.scratchDatabase().url : TestEnvironment.databaseURL
         environment["REDIS_URL"] = redisURL
@@ -62,17 +83,47 @@ public final class ShopSystem: Sendable {
             throw TimeoutError(what: "choreo migrate to succeed", seconds: 120, lastError: nil)
         }
         let port = try freePort()
-        let pid = try ChildProcess.spawn(
-            TestEnvironment.choreoBinary, ["up", "--port", String(port), "--topology", topologyPath],
-            environment: environment)
+        let arguments =
+            separatePools
+            ? ["gateway", "--port", String(port), "--topology", topologyPath]
+            : ["up", "--port", String(port), "--topology", topologyPath]
+        let pid = try ChildProcess.spawn(TestEnvironment.choreoBinary, arguments, environment: environment)
         ChildReaper.register(pid)
         let system = ShopSystem(
             base: "http://127.0.0.1:\(port)", environment: environment, topologyPath: topologyPath, pid: pid)
+        if separatePools {
+            for service in ["users", "orders", "inventory", "payments"] { try system.startPool(service) }
+        }
         try await eventually("the shop's gateway to be ready", timeout: 90) {
             guard let response = try? httpGet(port: port, path: "/readyz") else { return false }
             return response.hasPrefix("HTTP/1.1 200")
         }
         return system
+    }
+}
+
+extension ShopSystem {
+    /// Starts `choreo worker <service> --processes 1` (a system started with separate pools).
+    public func startPool(_ service: String) throws {
+        let pid = try ChildProcess.spawn(
+            TestEnvironment.choreoBinary, ["worker", service, "--processes", "1", "--topology", topologyPath],
+            environment: environment)
+        ChildReaper.register(pid)
+        pools.withLock { $0[service] = pid }
+    }
+
+    /// Stops `service`'s pool (SIGTERM: it drains) and waits for it to exit.
+    public func stopPool(_ service: String) async throws {
+        guard let pid = pools.withLock({ $0.removeValue(forKey: service) }) else { return }
+        kill(pid, SIGTERM)
+        _ = try await waitForExit(pid, timeout: 30)
+    }
+
+    /// Stops the gateway and every pool.
+    public func stop() async throws {
+        for service in pools.withLock({ Array($0.keys) }) { try await stopPool(service) }
+        kill(pid, SIGTERM)
+        _ = try await waitForExit(pid, timeout: 30)
     }
 }
 

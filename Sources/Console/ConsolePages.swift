@@ -105,6 +105,7 @@ enum ConsolePages {
                     let span = service.streams.count
                     rows += """
                         <td rowspan="\(span)" class="num"><a class="dead-count" data-service="\(escape(service.name))" href="/console/dead/\(urlPart(service.name))">\(service.deadLetters)</a>\(service.newDeadLetters > 0 ? " <span class=\"problem\">+\(service.newDeadLetters)</span>" : "")</td>
+                        <td rowspan="\(span)" class="num scheduled" data-service="\(escape(service.name))">\(escape(scheduled(service, now: status.at)))</td>
                         <td rowspan="\(span)"><span class="rate" data-service="\(escape(service.name))" data-rate="\(String(format: "%.1f", rate))">\(String(format: "%.0f", rate))/s</span><svg class="spark" data-service="\(escape(service.name))" viewBox="0 0 120 24" preserveAspectRatio="none"></svg></td>
                         """
                 }
@@ -115,9 +116,17 @@ enum ConsolePages {
         return """
             <p class="summary \(problems.isEmpty ? "good" : "bad")">\(problems.isEmpty ? "No problems" : "\(problems.count) problem(s)") · \(escape(status.gateway ?? "")) · updated \(escape(isoTime(status.at)))</p>
             <div class="scroll"><table class="overview">
-            <thead><tr><th>Service</th><th>Processes</th><th>Stream</th><th>Lag</th><th>Pending</th><th>Oldest</th><th>Consumers</th><th>Dead</th><th>Throughput</th></tr></thead>
+            <thead><tr><th>Service</th><th>Processes</th><th>Stream</th><th>Lag</th><th>Pending</th><th>Oldest</th><th>Consumers</th><th>Dead</th><th>Scheduled</th><th>Throughput</th></tr></thead>
             <tbody>\(rows)</tbody></table></div>
             """
+    }
+
+    /// A service's delayed messages: `3, next in 12 s`, `0`, or `–` when not counted.
+    static func scheduled(_ service: SystemStatus.Service, now: Int64) -> String {
+        guard let count = service.scheduled else { return "–" }
+        guard count > 0, let next = service.nextDue else { return String(count) }
+        let seconds = (next - now) / 1000
+        return "\(count), next \(seconds <= 0 ? "due now" : "in \(seconds) s")"
     }
 
     static func overview(_ status: SystemStatus, session: ConsoleSession) -> String {

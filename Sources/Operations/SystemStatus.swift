@@ -53,6 +53,11 @@ public struct SystemStatus: Codable, Sendable {
         public var deadLetters: Int
         /// Dead letters added since the previous look.
         public var newDeadLetters: Int
+        /// Delayed messages still scheduled (from the freshest heartbeat's count; nil when no
+        /// live process has counted them).
+        public var scheduled: Int?
+        /// When the next one is due, ms since epoch.
+        public var nextDue: Int64?
         public var problems: [String]
     }
 
@@ -145,11 +150,16 @@ public struct SystemStatus: Codable, Sendable {
             let dead = try redis.xlen(definition.deadStream)
             let seen = seenDeadLetters?[definition.name] ?? before?.deadLetters ?? dead
             if liveNames.isEmpty { problems.append("no live worker") }
+            let counted = beats.filter { $0.scheduledAt != nil }.max { ($0.scheduledAt ?? 0) < ($1.scheduledAt ?? 0) }
+            if let counted, let next = counted.nextDue, liveNames.isEmpty, next < now {
+                problems.append("scheduled messages are due and no worker runs to publish them")
+            }
             if dead > seen { problems.append("\(dead - seen) new dead letter(s) (\(dead) in all)") }
             services.append(
                 Service(
                     name: definition.name, processes: processes, liveProcesses: liveNames.count, streams: streams,
-                    deadLetters: dead, newDeadLetters: max(0, dead - seen), problems: problems))
+                    deadLetters: dead, newDeadLetters: max(0, dead - seen), scheduled: counted?.scheduled,
+                    nextDue: counted?.nextDue, problems: problems))
         }
         return SystemStatus(at: now, services: services, redisMemory: try? RedisMemory.read(redis))
     }

@@ -1,9 +1,11 @@
 // ConsistencyChecker: verifies the reference system's invariants by reading every service's
 // schema as an operator: money conserved, stock conserved, every order settled (or still within
-// its saga timeout), the services agreeing on each settled order, and no message applied twice.
+// its saga deadline), the services agreeing on each settled order, nothing held for a cancelled
+// order, and no message applied twice.
 
 import Choreo
 import Foundation
+import Orders
 import Postgres
 
 /// The reference system's invariants, checked against the databases.
@@ -37,8 +39,10 @@ public struct ConsistencyChecker: Sendable {
     /// the grace before services must agree on a just-settled order (compensations in flight).
     public var sagaTimeout: Double
 
-    /// The checker for `topology`'s reference services (schemas from the topology).
-    public init(topology: Topology, sagaTimeout: Double = 60) throws {
+    /// The checker for `topology`'s reference services (schemas from the topology). The saga
+    /// timeout defaults to the orders service's `saga_deadline` plus 10 s for the cancellation
+    /// to land (the deadline makes every order settle by then).
+    public init(topology: Topology, sagaTimeout: Double? = nil) throws {
         func schema(_ name: String) throws -> String {
             guard let schema = topology.service(name)?.schema else {
                 throw CheckerError("the topology has no service '\(name)' with a schema")
@@ -49,7 +53,8 @@ public struct ConsistencyChecker: Sendable {
         orders = try schema("orders")
         inventory = try schema("inventory")
         payments = try schema("payments")
-        self.sagaTimeout = sagaTimeout
+        let deadline = try Orders.Settings(topology.service("orders")?.settings ?? [:]).deadline
+        self.sagaTimeout = sagaTimeout ?? deadline + 10
     }
 
     /// Runs every check on `connection` (a role that can read all four schemas).
@@ -57,7 +62,7 @@ public struct ConsistencyChecker: Sendable {
         let query = Query(connection: connection)
         let checks = [
             try money(query), try stock(query), try settledOrders(query), try agreement(query),
-            try appliedOnce(query),
+            try nothingHeldForCancelled(query), try appliedOnce(query),
         ]
         var counts: [String: Int] = [:]
         for row in try connection.query("SELECT status, count(*) AS n FROM \(orders).orders GROUP BY status").rows {
@@ -140,6 +145,26 @@ public struct ConsistencyChecker: Sendable {
         let units = try query.scalar("SELECT sum(stock) AS n FROM \(inventory).products")
         return Self.check(
             "stock conserved", stock + reservations, "\(units) units in stock, every product matches its movements")
+    }
+
+    /// No cancelled order keeps a captured charge or a held reservation past the grace period
+    /// (counted from the hold itself: a late verdict after a deadline holds briefly until its
+    /// compensation runs).
+    func nothingHeldForCancelled(_ query: Query) throws -> Check {
+        let grace = "interval '\(Int(min(sagaTimeout, 10))) seconds'"
+        let held = try query.offenders(
+            """
+            SELECT 'order ' || o.id || ' cancelled, charge captured' AS x FROM \(orders).orders o
+                JOIN \(payments).charges c ON c.order_id = o.id
+                WHERE o.status = 'cancelled' AND c.status = 'captured' AND c.updated_at < now() - \(grace)
+            UNION ALL
+            SELECT 'order ' || o.id || ' cancelled, stock reserved' FROM \(orders).orders o
+                JOIN \(inventory).reservations r ON r.order_id = o.id
+                WHERE o.status = 'cancelled' AND r.status = 'held' AND r.updated_at < now() - \(grace)
+            LIMIT 20
+            """)
+        return Self.check(
+            "nothing held for a cancelled order", held, "no charge captured or stock reserved for a cancelled order")
     }
 
     /// Every order settled, or pending within the saga timeout.

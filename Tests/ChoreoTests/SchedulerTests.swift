@@ -162,3 +162,43 @@ struct SchedulerTests {
         #expect(try probe.deadLetters().isEmpty)
     }
 }
+
+@Suite("Delayed messages: the operator's view")
+struct ScheduledOperatorTests {
+    @Test("choreo scheduled lists and cancels; choreo status counts them from the heartbeats")
+    func listCancelStatus() async throws {
+        let probe = try ProbeHarness()
+        var intervals = ProbeHarness.quickIntervals
+        intervals.gauges = 0.2
+        let worker = try probe.startWorker(intervals: intervals)
+        defer { probe.stop(worker) }
+        let file = try probe.writeTopology()
+        let ids = ["op-a-\(probe.name)", "op-b-\(probe.name)"]
+        for (index, id) in ids.enumerated() {
+            try probe.send("Schedule", SchedulerTests.schedule("op", value: index, ms: 60_000 + index * 1000, id: id))
+        }
+        try await eventually("both scheduled") { try probe.scheduledCount() == 2 }
+
+        let listed = try await runChoreo(["scheduled", "list", probe.name, "--json", "--topology", file])
+        #expect(listed.status == 0, "\(listed.errors)")
+        let entries = try #require(listed.json as? [[String: Any]])
+        #expect(entries.compactMap { $0["id"] as? String } == ids, "soonest first")
+        #expect(entries.first?["type"] as? String == "Record")
+
+        try await eventually("choreo status shows two scheduled") {
+            let status = try await runChoreo(["status", "--json", "--topology", file])
+            let services = (status.json as? [String: Any])?["services"] as? [[String: Any]]
+            return services?.first?["scheduled"] as? Int == 2 && services?.first?["nextDue"] as? Int64 != nil
+        }
+
+        let cancelled = try await runChoreo(["scheduled", "cancel", probe.name, ids[0], "--topology", file])
+        #expect(cancelled.status == 0, "\(cancelled.errors)")
+        #expect(cancelled.output.contains("cancelled \(ids[0])"))
+        #expect(try probe.scheduledCount() == 1)
+        let again = try await runChoreo(["scheduled", "cancel", probe.name, ids[0], "--topology", file])
+        #expect(again.status == 1)
+        #expect(again.errors.contains(ids[0]))
+        let unknown = try await runChoreo(["scheduled", "list", "nosuch", "--topology", file])
+        #expect(unknown.status == 2)
+    }
+}

@@ -112,3 +112,104 @@ struct OrdersTests {
         #expect(try harness.handle(CancelOrder(id: order)).rejectionCode == "already_cancelled")
     }
 }
+
+@Suite("Orders: saga deadlines")
+struct OrderDeadlineTests {
+    let harness: HandlerHarness
+    let user = Envelope.newID()
+    let item = OrderItem(productId: Envelope.newID(), quantity: 2)
+    let lines: [OrderLine]
+
+    init() throws {
+        var settings = Orders.Settings()
+        settings.deadline = 2
+        harness = try HandlerHarness(Orders.service(settings: settings))
+        try harness.handle(UserCreated(userId: user, email: "a@example.com", name: "A"))
+        lines = [OrderLine(productId: item.productId, quantity: 2, unitPriceCents: 150)]
+    }
+
+    func place() throws -> String {
+        let id = Envelope.newID()
+        try harness.handle(PlaceOrder(userId: user, items: [item]), id: id)
+        return id
+    }
+
+    func status(_ order: String) throws -> String? {
+        try harness.query("SELECT status FROM orders WHERE id = $1::uuid", [order]).first?.decode(String.self, "status")
+    }
+
+    @Test("placing an order schedules its deadline, in the saga, after saga_deadline")
+    func placingSchedules() throws {
+        let before = Envelope.nowMilliseconds()
+        let order = try place()
+        let deadline = try #require(try harness.scheduled().first)
+        #expect(deadline.id == "deadline-\(order)")
+        #expect(deadline.type == "OrderDeadline")
+        #expect(deadline.stream == harness.definition.commandStream)
+        #expect(deadline.correlation == order)
+        #expect(deadline.dueAt >= before + 2000 && deadline.dueAt < before + 10_000)
+        // An open order has no deadline until it is checked out.
+        let open = Envelope.newID()
+        try harness.handle(PlaceOrder(userId: user, items: [item], checkout: false), id: open)
+        #expect(try harness.scheduled().count == 1)
+        try harness.handle(CheckoutOrder(id: open), correlation: open)
+        #expect(try harness.scheduled().map(\.id).sorted() == ["deadline-\(open)", "deadline-\(order)"].sorted())
+    }
+
+    @Test("the deadline cancels a still-pending order with reason timeout; the command fails with code timeout")
+    func deadlineCancelsPending() throws {
+        let order = try place()
+        let fired = try harness.deliverScheduled("deadline-\(order)")
+        #expect(fired.eventTypes == ["OrderCancelled"])
+        #expect(try fired.event(OrderCancelled.self)?.reason?.hasPrefix("timeout") == true)
+        #expect(fired.rejectionCode == "timeout")
+        #expect(fired.result?.type == "OrderCancelled")
+        #expect(try status(order) == "cancelled")
+    }
+
+    @Test("a verdict first cancels the deadline; a deadline that fires anyway is ignored")
+    func verdictCancelsDeadline() throws {
+        let order = try place()
+        try harness.handle(
+            PaymentSucceeded(orderId: order, userId: user, amountCents: 300, lines: lines), correlation: order)
+        #expect(try harness.scheduled().isEmpty)
+        let late = try harness.handle(OrderDeadline(orderId: order), correlation: order)
+        #expect(late.outcome == .handled)
+        #expect(late.events.isEmpty)
+        #expect(late.result == nil)
+        #expect(try status(order) == "confirmed")
+    }
+
+    @Test("a payment verdict after the deadline announces the cancellation again; a stock rejection does not")
+    func lateVerdictsCompensate() throws {
+        let charged = try place()
+        try harness.deliverScheduled("deadline-\(charged)")
+        let late = try harness.handle(
+            PaymentSucceeded(orderId: charged, userId: user, amountCents: 300, lines: lines), correlation: charged)
+        #expect(late.eventTypes == ["OrderCancelled"], "payments refunds and inventory releases on it")
+        #expect(late.result == nil, "the command keeps its timeout")
+        #expect(try status(charged) == "cancelled")
+
+        let declined = try place()
+        try harness.deliverScheduled("deadline-\(declined)")
+        let failed = try harness.handle(
+            PaymentFailed(orderId: declined, userId: user, amountCents: 300, lines: lines, reason: "no money"),
+            correlation: declined)
+        #expect(failed.eventTypes == ["OrderCancelled"], "the reservation it followed is released")
+
+        let rejected = try place()
+        try harness.deliverScheduled("deadline-\(rejected)")
+        let stock = try harness.handle(
+            StockRejected(orderId: rejected, userId: user, reason: "none"), correlation: rejected)
+        #expect(stock.events.isEmpty, "nothing was held")
+    }
+
+    @Test("saga_deadline is read from the service's settings and validated")
+    func settings() throws {
+        #expect(try Orders.Settings(["saga_deadline": "2s"]).deadline == 2)
+        #expect(try Orders.Settings([:]).deadline == 30)
+        #expect(throws: Orders.SettingsError.self) { try Orders.Settings(["saga_deadline": "soon"]) }
+        #expect(throws: Orders.SettingsError.self) { try Orders.Settings(["saga_deadline": "0s"]) }
+        #expect(throws: Orders.SettingsError.self) { try Orders.Settings(["deadline": "2s"]) }
+    }
+}

@@ -1,0 +1,93 @@
+// SagaDeadlineTests: the order saga's deadline with real processes and separate worker pools:
+// payments down, the order is cancelled at its deadline and its stock released, and the late
+// verdict is compensated when payments returns; a dead-lettered OrderPlaced ends in a timeout.
+
+import Choreo
+import ChoreoTesting
+import Foundation
+import Postgres
+import Redis
+import Shop
+import Testing
+
+@Suite("Saga deadlines end to end", .serialized, .timeLimit(.minutes(5)))
+struct SagaDeadlineTests {
+    /// A shop of its own (its own database, so its checker sees its orders only) with a 2 s
+    /// deadline and a worker pool per service that the tests stop and start.
+    static let system = Task {
+        try await ShopSystem.start(
+            ownDatabase: true, separatePools: true, settings: ["orders": ["saga_deadline": "2s"]])
+    }
+
+    static func admin(_ system: ShopSystem) throws -> PostgresConnection {
+        try PostgresConnection(url: system.environment["DATABASE_URL"]!)
+    }
+
+    @Test(
+        "payments down: cancelled at the deadline, stock released, command failed: timeout; the late verdict is refunded"
+    )
+    func paymentsDown() async throws {
+        let system = try await Self.system.value
+        let client = ShopClient(base: system.base)
+        let user = try await ShopTests.user(client, funds: 10_000)
+        let widget = try await ShopTests.product(client, price: 250, stock: 5)
+        try await system.stopPool("payments")
+        defer { try? system.startPool("payments") }
+        let started = Date()
+        let outcome = try await client.run("/v1/orders", ShopTests.order(user, [(widget, 2)]), timeout: 30)
+        #expect(outcome.status == "failed")
+        #expect(outcome.error?["code"] as? String == "timeout", "\(outcome.reply.body)")
+        #expect(Date().timeIntervalSince(started) >= 2, "not before the deadline")
+        #expect(try await client.get("/v1/orders/\(outcome.id)").json["status"] as? String == "cancelled")
+        try await eventually("stock released", timeout: 20) {
+            try await ShopTests.number(client, "/v1/products/\(widget)", "stock") == 5
+        }
+        // Payments returns and handles the StockReserved it missed: it charges, orders announces
+        // the cancellation again, and payments refunds.
+        try system.startPool("payments")
+        let admin = try Self.admin(system)
+        try await eventually("the late charge refunded", timeout: 30) {
+            try admin.query("SELECT status FROM payments.charges WHERE order_id = $1::uuid", [outcome.id]).first?
+                .decode(String.self, "status") == "refunded"
+        }
+        #expect(try await ShopTests.number(client, "/v1/accounts/\(user)", "balanceCents") == 10_000)
+        #expect(try await ShopTests.number(client, "/v1/products/\(widget)", "stock") == 5)
+        #expect(try await client.get("/v1/commands/\(outcome.id)").json["status"] as? String == "failed")
+        try await ShopTests.expectCheckerGreen(system)
+    }
+
+    @Test("a dead-lettered OrderPlaced ends in a timeout, not a hang, and nothing stays held")
+    func deadLetteredPlaced() async throws {
+        let system = try await Self.system.value
+        let client = ShopClient(base: system.base)
+        let user = try await ShopTests.user(client, funds: 10_000)
+        let widget = try await ShopTests.product(client, price: 100, stock: 3)
+        try await system.stopPool("inventory")
+        defer { try? system.startPool("inventory") }
+        let redis = try RedisConnection(url: system.environment["REDIS_URL"]!)
+        let id = try await client.submit("/v1/orders", ShopTests.order(user, [(widget, 1)]))
+        // The OrderPlaced inventory has not read yet is replaced by a copy whose payload is
+        // poison (items is not a list), as a producer bug would write it.
+        let placed = try await eventuallyValue("the OrderPlaced on orders.events", timeout: 20) {
+            try redis.xrange("{orders}.events").last { $0["type"] == "OrderPlaced" && $0["correlation"] == id }
+        }
+        try redis.command(["XDEL", "{orders}.events", placed.id])
+        let poisoned = placed.fields.map {
+            $0.name == "data" ? StreamField("data", #"{"orderId":"\#(id)","items":7}"#) : $0
+        }
+        try redis.xadd("{orders}.events", fields: poisoned)
+        try system.startPool("inventory")
+        // Dead-lettering marks the command `dead` first; the deadline then settles the saga.
+        try await eventually("the command settled by the deadline", timeout: 30) {
+            try await client.outcome(id, timeout: 1).status == "failed"
+        }
+        let final = try await client.outcome(id, timeout: 1)
+        #expect(final.error?["code"] as? String == "timeout", "\(final.reply.body)")
+        #expect(try await client.get("/v1/orders/\(id)").json["status"] as? String == "cancelled")
+        let dead = try redis.xrange("{inventory}.dead").filter { $0["correlation"] == id }
+        #expect(dead.count == 1)
+        #expect(try await ShopTests.number(client, "/v1/products/\(widget)", "stock") == 3)
+        #expect(try await ShopTests.number(client, "/v1/accounts/\(user)", "balanceCents") == 10_000)
+        try await ShopTests.expectCheckerGreen(system)
+    }
+}
