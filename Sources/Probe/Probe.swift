@@ -37,7 +37,12 @@ import Postgres
 ///   `gate_closed`) until a row with that key is in `gates`; then records the number of
 ///   deferrals as the value.
 ///
-/// `records` keeps, per row, when the message was due (scheduled ones) and when it was handled.
+/// - `ScheduleMany {key, count, atMs, spreadMs}`: schedules `count` `Fire {key, value}` to
+///   itself, due evenly over `spreadMs` from `atMs` (benchmarks).
+/// - `Fire {key, value}`: records the row with its times, nothing else (benchmarks).
+///
+/// `records` keeps, per row, when the message was sent and due (scheduled ones) and when it
+/// was handled.
 public enum Probe {
     struct Row: Codable {
         var key: String
@@ -72,6 +77,19 @@ public enum Probe {
         var id: String
     }
 
+    struct Many: Codable {
+        var key: String
+        var count: Int
+        var atMs: Int64
+        var spreadMs: Int
+    }
+
+    struct FireCommand: CommandContract {
+        static var messageType: String { "Fire" }
+        var key: String
+        var value: Int
+    }
+
     struct RecordCommand: CommandContract {
         static var messageType: String { "Record" }
         var key: String
@@ -99,7 +117,7 @@ public enum Probe {
                     version: 5, name: "scheduling",
                     sql: """
                         CREATE TABLE gates (key text PRIMARY KEY);
-                        ALTER TABLE records ADD COLUMN due bigint, ADD COLUMN handled_at bigint;
+                        ALTER TABLE records ADD COLUMN due bigint, ADD COLUMN handled_at bigint, ADD COLUMN sent_at bigint;
                         """),
             ])
         service.on("Record") { context in
@@ -170,6 +188,27 @@ public enum Probe {
                 after: .milliseconds(later.ms), id: later.id)
             if context.attempt <= later.failTimes ?? 0 { throw ProbeError.deliberate(attempt: context.attempt) }
             try context.succeed(Handle(id: id))
+        }
+        service.on("ScheduleMany") { context in
+            let many = try context.payload(Many.self)
+            for index in 0..<many.count {
+                let at = many.atMs + Int64(index * many.spreadMs / max(1, many.count))
+                try context.send(
+                    FireCommand(key: many.key, value: index), to: context.service,
+                    at: Date(timeIntervalSince1970: Double(at) / 1000))
+            }
+        }
+        service.on("Fire") { context in
+            let row = try context.payload(Row.self)
+            try context.execute(
+                """
+                INSERT INTO records (message_id, key, value, handled_by, due, handled_at, sent_at)
+                VALUES ($1, $2, $3, $4, $5, $6, $7)
+                """,
+                [
+                    context.envelope.id, row.key, row.value, context.consumer, context.envelope.due,
+                    Envelope.nowMilliseconds(), context.envelope.at,
+                ])
         }
         service.on("CancelScheduled") { context in
             let handle = try context.payload(Handle.self)

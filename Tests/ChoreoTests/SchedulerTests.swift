@@ -80,13 +80,11 @@ struct SchedulerTests {
     func dueWhileDown() async throws {
         let probe = try ProbeHarness()
         var worker = try probe.startWorker()
-        let command = try probe.send("Schedule", Self.schedule("down", ms: 2500))
+        let command = try probe.send("Schedule", Self.schedule("down", ms: 60_000))
         try await eventually("scheduled") { try probe.command(command.id)["status"] == "succeeded" }
         probe.stop(worker)
-        try await eventually("due while nobody runs", timeout: 10) {
-            try probe.postgres.query("SELECT 1 FROM \(probe.name).scheduled WHERE due_at < now() - interval '200 ms'")
-                .first != nil
-        }
+        // Fell due while nobody runs.
+        try probe.postgres.execute("UPDATE \(probe.name).scheduled SET due_at = now() - interval '1 s'")
         #expect(try probe.records(key: "down").isEmpty)
         worker = try probe.startWorker()
         defer { probe.stop(worker) }

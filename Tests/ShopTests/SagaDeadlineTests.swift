@@ -12,11 +12,22 @@ import Testing
 
 @Suite("Saga deadlines end to end", .serialized, .timeLimit(.minutes(5)))
 struct SagaDeadlineTests {
-    /// A shop of its own (its own database, so its checker sees its orders only) with a 2 s
-    /// deadline and a worker pool per service that the tests stop and start.
+    /// A shop of its own (its own database, so its checker sees its orders only, and its own
+    /// Redis database, so its workers do not share the shared shop's streams and groups) with
+    /// a 2 s deadline and a worker pool per service that the tests stop and start.
     static let system = Task {
         try await ShopSystem.start(
-            ownDatabase: true, separatePools: true, settings: ["orders": ["saga_deadline": "2s"]])
+            redisURL: try Self.ownRedisDatabase(), ownDatabase: true, separatePools: true,
+            settings: ["orders": ["saga_deadline": "2s"]])
+    }
+
+    /// The test Redis server's database 7 (emptied first).
+    static func ownRedisDatabase() throws -> String {
+        var configuration = try RedisConfiguration(url: TestEnvironment.redisURL)
+        configuration.database = 7
+        let redis = try RedisConnection(configuration: configuration)
+        try redis.command(["FLUSHDB"])
+        return configuration.description
     }
 
     static func admin(_ system: ShopSystem) throws -> PostgresConnection {
