@@ -178,6 +178,7 @@ extension BatchProcessor {
             let started = ContinuousClock.now
             do {
                 try traced(item, stream: stream, context)
+                context.flushSchedules()
                 results.append(
                     Handled(
                         outcome: context.rejected ? .rejected : .handled, emissions: context.emissions,

@@ -37,8 +37,11 @@ public final class MessageContext {
     let session: TransactionSession?
     private(set) var emissions: [Emission] = []
     private(set) var rejected = false
-    /// Messages scheduled by this handler (written to its transaction's queue).
+    /// Messages scheduled by this handler (written to its transaction's queue, in one
+    /// statement per run of schedules: see ``flushSchedules()``).
     private(set) var scheduled: [ScheduledMessage] = []
+    /// How many of ``scheduled`` are queued already.
+    private var queuedSchedules = 0
     /// Scheduled messages this handler cancelled.
     private(set) var cancelled: [String] = []
     /// The service's schema (where scheduled messages are kept).
@@ -77,6 +80,7 @@ public final class MessageContext {
     /// Queues a write; it is sent with the commit, pipelined with the other messages' writes.
     public func execute(_ sql: String, _ parameters: [(any PostgresEncodable)?] = []) throws {
         guard let session else { throw ContextError.noSchema(service) }
+        flushSchedules()
         session.enqueue(PostgresStatement(sql, parameters))
     }
 
@@ -84,6 +88,7 @@ public final class MessageContext {
     @discardableResult
     public func query(_ sql: String, _ parameters: [(any PostgresEncodable)?] = []) throws -> PostgresResult {
         guard let session else { throw ContextError.noSchema(service) }
+        flushSchedules()
         return try session.query(sql, parameters)
     }
 
@@ -153,6 +158,7 @@ public final class MessageContext {
     /// message is not published. No effect on a message already published or never scheduled.
     public func cancelScheduled(_ id: String) throws {
         guard let session, let schema else { throw ContextError.noSchema(service) }
+        flushSchedules()
         session.enqueue(PostgresStatement(RuntimeSchema.scheduleCancel(schema), [id]))
         cancelled.append(id)
     }
@@ -171,15 +177,24 @@ public final class MessageContext {
         let milliseconds = delay.components.seconds * 1000 + delay.components.attoseconds / 1_000_000_000_000_000
         let message = ScheduledMessage(
             id: envelope.id, stream: stream, type: type, dueAt: dueAt, delay: milliseconds, fields: envelope.fields)
-        session.enqueue(
-            PostgresStatement(
-                RuntimeSchema.scheduleInsert(schema),
-                [
-                    message.id, message.dueAt.map { Double($0) }, Double(message.delay), message.stream, message.type,
-                    message.storedFields,
-                ]))
         scheduled.append(message)
         return message.id
+    }
+
+    /// Queues the schedules not yet queued as one statement (a handler scheduling a thousand
+    /// messages sends one INSERT, not a thousand). Called before any other statement of the
+    /// handler, so that its statements keep their order, and by the runtime when it returns.
+    func flushSchedules() {
+        guard queuedSchedules < scheduled.count, let session, let schema else { return }
+        let run = scheduled[queuedSchedules...]
+        queuedSchedules = scheduled.count
+        session.enqueue(
+            PostgresStatement(
+                RuntimeSchema.scheduleInsertMany(schema),
+                [
+                    run.map(\.id), run.map { $0.dueAt.map(Double.init) ?? -1 }, run.map { Double($0.delay) },
+                    run.map(\.stream), run.map(\.type), run.map(\.storedFields),
+                ]))
     }
 
     /// Records the successful outcome of the command that started the saga.

@@ -84,6 +84,20 @@ public enum RuntimeSchema {
         """
     }
 
+    /// Schedules messages given as arrays: ids, due times in ms since the epoch (-1: none),
+    /// delays in ms (from the commit, by the database's clock, when there is no due time),
+    /// streams, types and stored fields.
+    static func scheduleInsertMany(_ schema: String) -> String {
+        """
+        INSERT INTO \(schema).scheduled (id, due_at, stream, type, fields)
+        SELECT id, CASE WHEN at >= 0 THEN to_timestamp(at / 1000)
+                   ELSE clock_timestamp() + make_interval(secs => delay / 1000) END, stream, type, fields
+        FROM unnest($1::text[], $2::double precision[], $3::double precision[], $4::text[], $5::text[], $6::text[])
+            AS t(id, at, delay, stream, type, fields)
+        ON CONFLICT (id) DO NOTHING
+        """
+    }
+
     /// Cancels a scheduled message by id (nothing if it was delivered or never scheduled).
     static func scheduleCancel(_ schema: String) -> String {
         "DELETE FROM \(schema).scheduled WHERE id = $1"

@@ -59,8 +59,13 @@ private struct TopologyReader {
     func mapping(_ node: Node, _ path: String, allowed: Set<String>) throws -> [(String, Node)] {
         guard let mapping = node.mapping else { throw fail(path, node, "must be a mapping") }
         var pairs: [(String, Node)] = []
+        var seen: Set<String> = []
         for (key, value) in mapping {
             guard let name = key.string else { throw fail(path, key, "keys must be strings") }
+            // YAML lets a later duplicate replace an earlier one silently; here it is an error.
+            guard seen.insert(name).inserted else {
+                throw fail(path.isEmpty ? name : "\(path).\(name)", key, "duplicate key")
+            }
             guard allowed.contains(name) else {
                 throw fail(
                     path.isEmpty ? name : "\(path).\(name)", key,
@@ -213,6 +218,9 @@ private struct TopologyReader {
                 for (name, item) in pairs {
                     guard let key = name.string, let scalar = item.scalar else {
                         throw fail("\(path).settings", item, "values must be scalars (strings, numbers, durations)")
+                    }
+                    guard service.settings[key] == nil else {
+                        throw fail("\(path).settings.\(key)", name, "duplicate key")
                     }
                     service.settings[key] = scalar.string
                 }

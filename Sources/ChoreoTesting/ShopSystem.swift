@@ -50,14 +50,7 @@ public final class ShopSystem: Sendable {
         var topologyPath = TestEnvironment.repositoryRoot + "/streams.yml"
         if !settings.isEmpty {
             var text = try String(contentsOfFile: topologyPath, encoding: .utf8)
-            for (service, values) in settings {
-                let anchor = "\n  \(service):\n"
-                guard let range = text.range(of: anchor) else {
-                    throw TimeoutError(what: "service \(service) in streams.yml", seconds: 0, lastError: nil)
-                }
-                let lines = values.sorted { $0.key < $1.key }.map { "      \($0.key): \($0.value)\n" }.joined()
-                text.replaceSubrange(range, with: anchor + "    settings:\n" + lines)
-            }
+            for (service, values) in settings { text = try Self.setting(values, of: service, in: text) }
             topologyPath = TestEnvironment.workDirectory + "/\(TestEnvironment.uniqueName("streams")).yml"
             try text.write(toFile: topologyPath, atomically: true, encoding: .utf8)
         }
@@ -103,6 +96,31 @@ public final class ShopSystem: Sendable {
 }
 
 extension ShopSystem {
+    /// `text` (a topology) with `values` in `service`'s `settings:` (replacing the same keys).
+    static func setting(_ values: [String: String], of service: String, in text: String) throws -> String {
+        var lines = text.components(separatedBy: "\n")
+        guard let start = lines.firstIndex(of: "  \(service):") else {
+            throw TimeoutError(what: "service \(service) in streams.yml", seconds: 0, lastError: nil)
+        }
+        // The service's block: its indented lines up to the next service or section.
+        var end = start + 1
+        while end < lines.count, lines[end].hasPrefix("    ") || lines[end].isEmpty { end += 1 }
+        let block = start + 1..<end
+        let settings = lines[block].firstIndex(of: "    settings:")
+        var kept = Array(lines[block])
+        kept.removeAll { line in
+            values.keys.contains { line.hasPrefix("      \($0):") }
+        }
+        let added = values.sorted { $0.key < $1.key }.map { "      \($0.key): \($0.value)" }
+        if settings != nil, let at = kept.firstIndex(of: "    settings:") {
+            kept.insert(contentsOf: added, at: at + 1)
+        } else {
+            kept.append(contentsOf: ["    settings:"] + added)
+        }
+        lines.replaceSubrange(block, with: kept)
+        return lines.joined(separator: "\n")
+    }
+
     /// Starts `choreo worker <service> --processes 1` (a system started with separate pools).
     public func startPool(_ service: String) throws {
         let pid = try ChildProcess.spawn(

@@ -67,6 +67,16 @@ struct TopologyTests {
             ),
             ("version: 2\nservices:\n  a: {}\n", "version: only version 1 is supported"),
             ("services:\n  a:\n    schema: s\n  b:\n    schema: s\n", "schema 's' is already used by service 'a'"),
+            ("services:\n  a:\n    schema: a\n    schema: b\n", "services.a.schema: duplicate key"),
+            (
+                "services:\n  a:\n    settings:\n      x: 1\n      x: 2\n",
+                "services.a.settings.x: duplicate key"
+            ),
+            ("services:\n  a:\n    settings: [1]\n", "services.a.settings: must be a mapping"),
+            (
+                "services:\n  a:\n    policy:\n      not_yet_limit: 0s\n",
+                "services.a.policy.not_yet_limit: must be positive"
+            ),
         ])
     func reportsMistakes(yaml: String, expected: String) {
         do {
@@ -75,6 +85,16 @@ struct TopologyTests {
         } catch {
             #expect("\(error)".contains(expected), "\(error)")
         }
+    }
+
+    @Test("settings are kept as written for the service's code")
+    func settings() throws {
+        let topology = try Topology.parse(
+            yaml: "services:\n  orders:\n    schema: orders\n    settings:\n      saga_deadline: 2s\n      note: x\n")
+        #expect(topology.service("orders")?.settings == ["saga_deadline": "2s", "note": "x"])
+        #expect(Topology.seconds("250ms") == 0.25)
+        #expect(Topology.seconds("1.5m") == 90)
+        #expect(Topology.seconds("soon") == nil)
     }
 
     @Test("environment variables override the connection URLs")
