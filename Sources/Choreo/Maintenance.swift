@@ -306,7 +306,7 @@ public final class Maintenance: Sendable {
                 try postgres.query(
                     """
                     SELECT coalesce(sum(CASE WHEN stream = '\(OutboxMessage.batchRow)' THEN json_array_length(fields::json)
-                        ELSE 1 END), 0)::bigint AS n FROM \(schema).outbox
+                        ELSE 1 END), 0)::bigint AS n FROM \(schema).outbox WHERE published_at IS NULL
                     """
                 ).first?.decode(Int.self, "n") ?? 0
             metrics.gauge("choreo_outbox_backlog").record(backlog)

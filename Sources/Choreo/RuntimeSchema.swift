@@ -70,6 +70,8 @@ public enum RuntimeSchema {
             created_at timestamptz NOT NULL DEFAULT now()
         );
         CREATE INDEX IF NOT EXISTS scheduled_due ON \(schema).scheduled (due_at);
+        -- A queue table: vacuumed after a fixed number of deleted rows, not a fraction of it.
+        ALTER TABLE \(schema).scheduled SET (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 10000);
         """
     }
 
@@ -78,19 +80,21 @@ public enum RuntimeSchema {
     static func scheduleInsert(_ schema: String) -> String {
         """
         INSERT INTO \(schema).scheduled (id, due_at, stream, type, fields)
-        VALUES ($1, coalesce(to_timestamp($2::double precision / 1000),
-            clock_timestamp() + make_interval(secs => $3::double precision / 1000)), $4, $5, $6)
+        VALUES ($1, CASE WHEN $2::double precision IS NULL
+                THEN clock_timestamp() + make_interval(secs => $3::double precision / 1000)
+                ELSE greatest(to_timestamp($2::double precision / 1000), clock_timestamp()) END, $4, $5, $6)
         ON CONFLICT (id) DO NOTHING
         """
     }
 
-    /// Schedules messages given as arrays: ids, due times in ms since the epoch (-1: none),
+    /// Schedules messages given as arrays: ids, due times in ms since the epoch (-1: none; a
+    /// past time is now),
     /// delays in ms (from the commit, by the database's clock, when there is no due time),
     /// streams, types and stored fields.
     static func scheduleInsertMany(_ schema: String) -> String {
         """
         INSERT INTO \(schema).scheduled (id, due_at, stream, type, fields)
-        SELECT id, CASE WHEN at >= 0 THEN to_timestamp(at / 1000)
+        SELECT id, CASE WHEN at >= 0 THEN greatest(to_timestamp(at / 1000), clock_timestamp())
                    ELSE clock_timestamp() + make_interval(secs => delay / 1000) END, stream, type, fields
         FROM unnest($1::text[], $2::double precision[], $3::double precision[], $4::text[], $5::text[], $6::text[])
             AS t(id, at, delay, stream, type, fields)

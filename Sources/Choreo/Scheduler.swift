@@ -54,16 +54,40 @@ public final class Scheduler: Sendable {
         guard let schema = definition.schema else { return }
         var redis: RedisConnection?
         var postgres: PostgresConnection?
+        var cursor: Int64?
+        var lastFullScan: Int64 = 0
+        var lastRecentScan: Int64 = 0
         while isRunning {
             do {
                 if redis == nil { redis = try RedisConnection(url: topology.redisURL(for: definition)) }
                 if postgres == nil { postgres = try PostgresConnection(url: topology.postgresURL(for: definition)) }
                 guard let redis, let postgres else { continue }
-                let delivered = try deliverDue(redis: redis, postgres: postgres, schema: schema)
-                if delivered >= Self.batch { continue }
+                // A cursor scan starts at the latest due time delivered: the index's head is
+                // the rows just deleted (dead until vacuum), and a scan from the start would
+                // step over all of them each time. Rows can fall due behind the cursor: those
+                // committed after their due time (the transaction took longer than the delay)
+                // are picked up by a scan from a few seconds behind it, now and then; those
+                // left by another process that crashed mid-publish, by a scan from the start,
+                // rarely.
                 let now = Envelope.nowMilliseconds()
-                let next = try nextDue(postgres: postgres, schema: schema) ?? Int64.max
-                signal.wait(until: min(next, now + Self.pollInterval))
+                var from = cursor
+                if cursor == nil || now - lastFullScan >= Self.fullScanInterval {
+                    from = nil
+                    lastFullScan = now
+                    lastRecentScan = now
+                } else if let cursor, now - lastRecentScan >= Self.recentScanInterval {
+                    from = cursor - Self.recentWindow
+                    lastRecentScan = now
+                }
+                let (delivered, latest) = try deliverDue(redis: redis, postgres: postgres, schema: schema, from: from)
+                if let latest { cursor = max(cursor ?? latest, latest) }
+                if delivered >= Self.batch { continue }
+                let next = try nextDue(postgres: postgres, schema: schema, from: cursor)
+                // The cursor also moves when another process published what was due: to the
+                // next row still there, or to now when there is none.
+                let moved = min(next ?? Envelope.nowMilliseconds(), Envelope.nowMilliseconds())
+                cursor = max(cursor ?? moved, moved)
+                signal.wait(until: min(next ?? Int64.max, Envelope.nowMilliseconds() + Self.pollInterval))
             } catch {
                 logger.warning("scheduler failed; retrying", metadata: ["error": "\(error)"])
                 if BatchProcessor.isInfrastructure(error) {
@@ -76,33 +100,53 @@ public final class Scheduler: Sendable {
         }
     }
 
-    /// When the earliest scheduled message is due (milliseconds since the epoch), if any.
-    func nextDue(postgres: PostgresConnection, schema: String) throws -> Int64? {
+    /// How often the scan for due rows starts a few seconds (``recentWindow``) behind the
+    /// cursor, in milliseconds: the most a row committed after its due time waits.
+    static let recentScanInterval: Int64 = 1000
+    /// How far behind the cursor that scan starts, in milliseconds.
+    static let recentWindow: Int64 = 2000
+    /// How often the scan starts at the beginning of the table, in milliseconds: the most a
+    /// row left behind by a process that crashed while publishing it waits (besides the
+    /// restart of this scheduler, which starts with such a scan).
+    static let fullScanInterval: Int64 = 30_000
+
+    /// When the earliest scheduled message (due at `from` or later) is due, in milliseconds
+    /// since the epoch, if any.
+    func nextDue(postgres: PostgresConnection, schema: String, from: Int64?) throws -> Int64? {
         try postgres.query(
-            "SELECT (extract(epoch FROM min(due_at)) * 1000)::bigint AS due FROM \(schema).scheduled"
+            """
+            SELECT (extract(epoch FROM min(due_at)) * 1000)::bigint AS due FROM \(schema).scheduled
+            WHERE due_at >= to_timestamp($1::double precision / 1000)
+            """, [Double(from ?? 0)]
         ).first?.decodeIfPresent(Int64.self, "due")
     }
 
-    /// Publishes the messages due now, at most ``batch``; returns how many.
+    /// Publishes the messages due now (due at `from` or later, in ms since the epoch, when
+    /// given), at most ``batch``; returns how many, and the latest due time among them.
     @discardableResult
-    public func deliverDue(redis: RedisConnection, postgres: PostgresConnection, schema: String) throws -> Int {
+    public func deliverDue(redis: RedisConnection, postgres: PostgresConnection, schema: String, from: Int64? = nil)
+        throws -> (count: Int, latest: Int64?)
+    {
         let publisher = Publisher(service: definition, topology: topology)
-        return try postgres.transaction { tx -> Int in
-            // Deleted first (in this transaction), published next: a handler inserting a row
+        return try postgres.transaction { tx -> (count: Int, latest: Int64?) in
+            // statement_timestamp(), not clock_timestamp(): a volatile bound cannot bound the
+            // index scan, which would then read every future row whenever fewer than a batch
+            // are due. Deleted first (in this transaction), published next: a handler inserting a row
             // with the same id meanwhile (a deferred copy of the message being published)
             // waits for this transaction instead of finding a row about to go. A crash before
             // the commit leaves the rows in place, and they are published again.
             let rows = try tx.query(
                 """
                 WITH due AS (
-                    SELECT id FROM \(schema).scheduled WHERE due_at <= clock_timestamp()
+                    SELECT id FROM \(schema).scheduled
+                    WHERE due_at <= statement_timestamp() AND due_at >= to_timestamp($1::double precision / 1000)
                     ORDER BY due_at LIMIT \(Self.batch) FOR UPDATE SKIP LOCKED)
                 DELETE FROM \(schema).scheduled s USING due WHERE s.id = due.id
                 RETURNING s.id, s.stream, s.fields, (extract(epoch FROM s.due_at) * 1000)::bigint AS due,
                     extract(epoch FROM clock_timestamp() - s.due_at)::double precision AS late
-                """
+                """, [Double(from ?? 0)]
             ).rows.sorted { (try? $0.decode(Int64.self, "due")) ?? 0 < (try? $1.decode(Int64.self, "due")) ?? 0 }
-            guard !rows.isEmpty else { return 0 }
+            guard !rows.isEmpty else { return (0, nil) }
             var messages: [OutboxMessage] = []
             var lateness: [Double] = []
             for row in rows {
@@ -127,7 +171,7 @@ public final class Scheduler: Sendable {
                 "INSERT INTO \(schema).outbox (stream, fields, published_at) VALUES ('\(OutboxMessage.batchRow)', $1, now())",
                 [OutboxMessage.encodeBatch(messages)])
             metrics.scheduledDelivered(count: messages.count, lateness: lateness)
-            return messages.count
+            return (messages.count, try rows.last?.decode(Int64.self, "due"))
         }
     }
 

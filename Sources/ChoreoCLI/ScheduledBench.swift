@@ -122,6 +122,15 @@ struct ScheduledBench: ParsableCommand {
             FROM \(service.name).records
             """
         ).first
+        let windows = try service.postgres.query(
+            """
+            SELECT ((\(column) - \(first)) / 10000)::int AS w,
+                percentile_cont(0.99) WITHIN GROUP (ORDER BY handled_at - \(column)) AS p99
+            FROM \(service.name).records GROUP BY 1 ORDER BY 1
+            """
+        ).rows.map { String(format: "%.0f", (try? $0.decode(Double.self, "p99")) ?? 0) }
+        print(
+            "    \(delayed ? "delayed" : "immediate") run: p99 by 10 s window (ms): " + windows.joined(separator: " "))
         return Summary(
             p50: try row?.decode(Double.self, "p50") ?? 0, p99: try row?.decode(Double.self, "p99") ?? 0,
             p999: try row?.decode(Double.self, "p999") ?? 0, max: try row?.decode(Double.self, "worst") ?? 0,
