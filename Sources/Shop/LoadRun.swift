@@ -133,7 +133,8 @@ public struct LoadRun: Sendable {
             if let latency { histogram.record(UInt64(max(latency, 0) * 1000)) }
             switch kind {
             case "confirmed": report.confirmed += 1
-            case "stock_rejected", "payment_failed": report.cancelled[kind, default: 0] += 1
+            // A timeout is the saga's deadline: the order is cancelled, as on a refusal.
+            case "stock_rejected", "payment_failed", "timeout": report.cancelled[kind, default: 0] += 1
             case "undecided": report.undecided += 1
             case "not accepted": report.notAccepted += 1
             case "dead": report.dead += 1
