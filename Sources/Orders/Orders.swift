@@ -12,7 +12,8 @@ import ShopContracts
 ///
 /// Commands (on `orders.commands`):
 /// - `PlaceOrder {userId, items, checkout?}`: an order whose id is the command id, for a user
-///   with a profile (else `failed`, `unknown_user`). With `checkout` (the default) it is
+///   with a profile (not ready yet while the profile has not arrived, then `failed`,
+///   `unknown_user`, after `not_yet_limit`). With `checkout` (the default) it is
 ///   placed at once (`OrderPlaced`) and the command's result is the saga's verdict; with
 ///   `checkout: false` it stays open and the result is the open order.
 /// - `AddItemToOrder {id, productId, quantity}`: while the order is open.
@@ -179,9 +180,14 @@ public enum Orders {
 
     static func place(_ context: MessageContext, _ command: PlaceOrder, _ settings: Settings) throws {
         let items = command.items ?? []
-        guard UUID(uuidString: command.userId) != nil,
-            try context.query("SELECT 1 FROM profiles WHERE user_id = $1::uuid", [command.userId]).first != nil
-        else { return try context.reject("unknown user \(command.userId)", code: "unknown_user") }
+        guard UUID(uuidString: command.userId) != nil else {
+            return try context.reject("unknown user \(command.userId)", code: "unknown_user")
+        }
+        guard try context.query("SELECT 1 FROM profiles WHERE user_id = $1::uuid", [command.userId]).first != nil else {
+            // An order right after the user was created can overtake the UserCreated that makes
+            // the profile: not yet (rejected as unknown_user after not_yet_limit).
+            throw HandlerError.notYet("unknown user \(command.userId)", code: "unknown_user")
+        }
         if let bad = items.first(where: { $0.quantity <= 0 }) {
             return try context.reject("quantity of \(bad.productId) must be positive", code: "invalid_quantity")
         }

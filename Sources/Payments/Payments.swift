@@ -10,7 +10,9 @@ import ShopContracts
 /// The payments service.
 ///
 /// Commands (on `payments.commands`):
-/// - `Deposit {userId, amountCents}` -> `FundsDeposited`; the account as the result.
+/// - `Deposit {userId, amountCents}` -> `FundsDeposited`; the account as the result. Before the
+///   account exists (the deposit overtook UserCreated) it is not ready yet
+///   (``HandlerError/notYet(_:code:)``), and `not_found` once it has waited `not_yet_limit`.
 /// - `GetAccount {userId}`: the account, or `not_found`.
 ///
 /// Events it reacts to:
@@ -83,14 +85,19 @@ public enum Payments {
             try context.reject("amountCents must be positive", code: "invalid_amount")
             return
         }
-        guard UUID(uuidString: command.userId) != nil,
+        guard UUID(uuidString: command.userId) != nil else {
+            try context.reject("no account for user \(command.userId)", code: "not_found")
+            return
+        }
+        guard
             let row = try context.query(
                 "UPDATE accounts SET balance_cents = balance_cents + $2, updated_at = now() WHERE user_id = $1::uuid RETURNING user_id::text AS user_id, balance_cents",
                 [command.userId, command.amountCents]
             ).first
         else {
-            try context.reject("no account for user \(command.userId)", code: "not_found")
-            return
+            // A deposit right after the user was created can overtake the UserCreated that opens
+            // the account: not yet, rather than not found (rejected after not_yet_limit).
+            throw HandlerError.notYet("no account for user \(command.userId)", code: "not_found")
         }
         try context.execute(
             "INSERT INTO ledger (user_id, kind, amount_cents, message_id) VALUES ($1::uuid, 'deposit', $2, $3)",

@@ -43,7 +43,7 @@ struct OrdersTests {
 
     @Test("PlaceOrder needs a known user, positive quantities and items")
     func placeOrderChecks() throws {
-        #expect(try harness.handle(PlaceOrder(userId: Envelope.newID(), items: [item])).rejectionCode == "unknown_user")
+        #expect(try harness.handle(PlaceOrder(userId: "nobody", items: [item])).rejectionCode == "unknown_user")
         let zero = OrderItem(productId: Envelope.newID(), quantity: 0)
         #expect(try harness.handle(PlaceOrder(userId: user, items: [zero])).rejectionCode == "invalid_quantity")
         #expect(try harness.handle(PlaceOrder(userId: user, items: [])).rejectionCode == "empty_order")
@@ -51,6 +51,23 @@ struct OrdersTests {
         #expect(try status(order) == "pending")
         let placed = try #require(try harness.query("SELECT doc::text AS doc FROM orders").first)
         #expect(try placed.decodeJSON(Order.self, "doc").items == [item])
+    }
+
+    @Test("an order that overtakes the user's profile is not ready yet, then placed once the profile exists")
+    func orderBeforeProfile() throws {
+        let newcomer = Envelope.newID()
+        let id = Envelope.newID()
+        let early = try harness.handle(PlaceOrder(userId: newcomer, items: [item]), id: id)
+        guard case .deferred = early.outcome else {
+            Issue.record("expected a deferral, got \(early.outcome)")
+            return
+        }
+        #expect(early.events.isEmpty)
+        #expect(try status(id) == nil)
+        try harness.handle(UserCreated(userId: newcomer, email: "n@example.com", name: "N"))
+        let placed = try harness.deliverScheduled(id)
+        #expect(placed.eventTypes == ["OrderPlaced"])
+        #expect(try status(id) == "pending")
     }
 
     @Test("PaymentSucceeded confirms a pending order with the charged lines; the verdict is the command's result")

@@ -2,6 +2,7 @@
 
 import Choreo
 import ChoreoTesting
+import Foundation
 import Payments
 import ShopContracts
 import Testing
@@ -35,8 +36,44 @@ struct PaymentsTests {
         #expect(try deposit.succeeded(Account.self) == Account(userId: user, balanceCents: 1_000))
         #expect(try deposit.event(FundsDeposited.self)?.balanceCents == 1_000)
         #expect(try harness.handle(Deposit(userId: user, amountCents: 0)).rejectionCode == "invalid_amount")
-        #expect(try harness.handle(Deposit(userId: Envelope.newID(), amountCents: 5)).rejectionCode == "not_found")
+        #expect(try harness.handle(Deposit(userId: "not-a-uuid", amountCents: 5)).rejectionCode == "not_found")
         #expect(try balance() == 1_000)
+    }
+
+    @Test("a deposit that overtakes UserCreated is not ready yet, then lands once the account exists")
+    func depositBeforeAccount() throws {
+        let newcomer = Envelope.newID()
+        let early = try harness.handle(Deposit(userId: newcomer, amountCents: 700))
+        guard case .deferred(let reason) = early.outcome else {
+            Issue.record("expected a deferral, got \(early.outcome)")
+            return
+        }
+        #expect(reason.contains("no account"))
+        #expect(early.result == nil, "no verdict yet")
+        let copy = try #require(try harness.scheduled().first)
+        #expect(copy.type == "Deposit")
+        #expect(copy.stream == harness.definition.commandStream)
+        try harness.handle(UserCreated(userId: newcomer, email: "n@example.com", name: "N"))
+        let landed = try harness.deliverScheduled(copy.id)
+        #expect(try landed.succeeded(Account.self) == Account(userId: newcomer, balanceCents: 700))
+        #expect(try harness.scheduled().isEmpty)
+    }
+
+    @Test("a deposit for an account that never comes is rejected not_found after not_yet_limit")
+    func depositNeverReady() throws {
+        var definition = ServiceDefinition(name: "payments")
+        definition.policy.notYetLimit = 0.001
+        let impatient = try HandlerHarness(Payments.service(), definition: definition)
+        let early = try impatient.handle(Deposit(userId: Envelope.newID(), amountCents: 5))
+        guard case .deferred = early.outcome else {
+            Issue.record("expected a deferral, got \(early.outcome)")
+            return
+        }
+        usleep(5_000)
+        let copy = try #require(try impatient.scheduled().first)
+        let final = try impatient.deliverScheduled(copy.id)
+        #expect(final.rejectionCode == "not_found")
+        #expect(final.rejectionReason?.contains("still not ready") == true)
     }
 
     @Test("reserved stock is charged when the balance covers it, and passes the lines on")

@@ -155,6 +155,23 @@ struct ShopTests {
         #expect(try await Self.number(client, "/v1/accounts/\(user)", "balanceCents") == 10_000)
     }
 
+    @Test("a deposit and an order sent right after creating the user, before the services saw it, succeed")
+    func rightAfterCreatingTheUser() async throws {
+        let client = try await Self.client()
+        let widget = try await Self.product(client, price: 100, stock: 5)
+        let created = try await client.run(
+            "/v1/users", "{\"email\":\"\(UUID().uuidString.prefix(12))@example.com\",\"name\":\"Racer\"}")
+        let user = try #require(created.result?["id"] as? String)
+        // No waiting for the account or the profile: the deposit and the order may overtake
+        // UserCreated; the services see them again shortly instead of refusing them.
+        async let deposit = client.run("/v1/accounts/\(user)/deposits", "{\"amountCents\":500}")
+        let deposited = try await deposit
+        #expect(deposited.status == "succeeded", "\(deposited.reply.body)")
+        let order = try await client.run("/v1/orders", Self.order(user, [(widget, 2)]))
+        #expect(order.status == "succeeded", "\(order.reply.body)")
+        #expect(try await Self.number(client, "/v1/accounts/\(user)", "balanceCents") == 300)
+    }
+
     @Test("unknown user and unknown product fail with reasons")
     func unknownUserAndProduct() async throws {
         let client = try await Self.client()
