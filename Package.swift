@@ -77,7 +77,7 @@ let package = Package(
         ),
         // Operator tools over the runtime's Redis and Postgres state (status, saga traces, the
         // dead-letter set, ACLs), used by the CLI and the console, not by workers.
-        .target(name: "Operations", dependencies: ["Choreo", "Redis", "Postgres"]),
+        .target(name: "Operations", dependencies: ["Choreo", "ChoreoJSON", "Redis", "Postgres"]),
         .target(name: "ChoreoTesting", dependencies: ["Redis", "Postgres", "Choreo", "Probe"]),
         .target(name: "Probe", dependencies: ["Choreo", "Postgres"]),
         // The reference system: one module per service, and the shop's cross-cutting parts

@@ -68,24 +68,29 @@ struct TraceCommand: ParsableCommand {
             lines.append("no messages with correlation \(trace.correlation) in the streams")
             return lines.joined(separator: "\n")
         }
-        var previous = first.at
+        let origin = first.due ?? first.at
+        var previous = origin
         var rows: [[String]] = []
         for step in trace.steps {
+            // A delayed message shows at its due time (when it was published).
+            let shown = step.due ?? step.at
             let outcomes = step.handlings.map { handling -> String in
                 var text = "\(handling.service): \(handling.outcome)"
-                if let at = handling.at { text += " +\(at - step.at)ms" }
+                if let at = handling.at { text += " +\(at - shown)ms" }
                 if let deliveries = handling.deliveries, handling.outcome != "handled" {
                     text += " (\(deliveries) deliveries)"
                 }
                 if let error = handling.error { text += " \(shorten(error, 60))" }
                 return text
             }
+            var type = step.type + (step.replays > 0 ? " (replay \(step.replays))" : "")
+            if step.due != nil { type += " (delayed, scheduled at +\(step.at - origin)ms)" }
+            if let deadline = step.deadlineAt { type += " (deadline at +\(deadline - origin)ms)" }
             rows.append([
-                "+\(step.at - first.at)ms", "+\(step.at - previous)", step.stream,
-                step.type + (step.replays > 0 ? " (replay \(step.replays))" : ""),
-                step.entry, outcomes.joined(separator: "; "),
+                "+\(shown - origin)ms", "+\(shown - previous)", step.stream, type, step.entry,
+                outcomes.joined(separator: "; "),
             ])
-            previous = step.at
+            previous = shown
         }
         lines.append(table(["AT", "GAP", "STREAM", "TYPE", "ENTRY", "OUTCOME"], rows))
         return lines.joined(separator: "\n")

@@ -275,8 +275,20 @@ enum ConsolePages {
             let handlings = step.handlings.map { handling in
                 "<span class=\"outcome \(escape(handling.outcome.replacingOccurrences(of: " ", with: "-")))\">\(escape(handling.service)): \(escape(handling.outcome))\(handling.at.map { " +\($0 - step.at)ms" } ?? "")\(handling.error.map { " — " + escape(String($0.prefix(120))) } ?? "")</span>"
             }.joined(separator: " ")
+            // A delayed message was scheduled at `at` and published when due: it shows at its due time.
+            let shown = step.due ?? step.at
+            let delayed =
+                step.due.map {
+                    " <span class=\"delayed\">delayed, due +\($0 - start) ms (scheduled at +\(step.at - start) ms)</span>"
+                } ?? ""
+            let deadline =
+                step.deadlineAt.map { at in
+                    let fired = trace.steps.contains { step in step.due.map { abs($0 - at) < 5000 } ?? false }
+                    return
+                        " <span class=\"deadline\">deadline \(escape(isoTime(at)))\(fired ? " (fired)" : Envelope.nowMilliseconds() < at ? " (pending)" : "")</span>"
+                } ?? ""
             items += """
-                <li><span class="at">+\(step.at - start) ms</span> <strong>\(escape(step.type))</strong>\(step.replays > 0 ? " (replay \(step.replays))" : "")
+                <li><span class="at">+\(shown - start) ms</span> <strong>\(escape(step.type))</strong>\(step.replays > 0 ? " (replay \(step.replays))" : "")\(delayed)\(deadline)
                 <span class="stream">\(escape(step.stream)) \(escape(step.entry))</span><br>\(handlings)</li>
                 """
         }

@@ -10,6 +10,7 @@
 // behind; dead letters keep their delivery count.
 
 import Choreo
+import ChoreoJSON
 import Foundation
 import Postgres
 import Redis
@@ -39,6 +40,12 @@ public struct SagaTrace: Codable, Sendable {
         /// Its W3C traceparent (the trace id is the request's; the span id is this message's).
         public var traceparent: String
         public var handlings: [Handling]
+        /// For a delayed message: when it was due (ms since the epoch; `at` is when it was
+        /// scheduled).
+        public var due: Int64? = nil
+        /// When the saga's deadline falls, if the payload says (a top-level `deadlineAt`, ms
+        /// since the epoch, as the reference shop's OrderPlaced carries).
+        public var deadlineAt: Int64? = nil
     }
 
     /// The correlation id traced.
@@ -46,6 +53,18 @@ public struct SagaTrace: Codable, Sendable {
     /// The command that started the saga, as its status record shows it.
     public var command: [String: String]?
     public var steps: [Step]
+
+    /// A payload's top-level `deadlineAt` (ms since the epoch), if it has one.
+    static func deadline(in data: String?) -> Int64? {
+        guard let data, data.contains("\"deadlineAt\""),
+            case .object(let fields) = try? JSONValue.parse(data), let value = fields["deadlineAt"]
+        else { return nil }
+        switch value {
+        case .integer(let milliseconds): return milliseconds
+        case .number(let milliseconds): return Int64(milliseconds)
+        default: return nil
+        }
+    }
 
     /// Builds the trace of `correlation`. `postgres` reads the inboxes as an operator (nil:
     /// outcomes from Redis only); `handles(service, type)` tells whether a service has a handler
@@ -80,13 +99,15 @@ public struct SagaTrace: Codable, Sendable {
                             stream: stream, entry: entry.id, type: entry["type"] ?? "", id: entry["id"] ?? "",
                             causation: entry["causation"] ?? "", at: Int64(entry["at"] ?? "") ?? entry.milliseconds,
                             replays: Int(entry["replays"] ?? "") ?? 0, traceparent: entry["traceparent"] ?? "",
-                            handlings: []))
+                            handlings: [], due: entry["due"].flatMap { Int64($0) },
+                            deadlineAt: Self.deadline(in: entry["data"])))
                 }
                 guard page.count == 1000, let last = page.last else { break scan }
                 from = "(" + last.id
             }
         }
-        steps.sort { ($0.at, $0.entry) < ($1.at, $1.entry) }
+        // A delayed message takes its place at its due time (it was published then).
+        steps.sort { ($0.due ?? $0.at, $0.entry) < ($1.due ?? $1.at, $1.entry) }
 
         // Dead letters of the saga, per service.
         var dead: [String: [DeadLetter]] = [:]

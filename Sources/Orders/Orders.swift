@@ -197,7 +197,7 @@ public enum Orders {
         if checkout { events.append(.placed) }
         let order = try OrderStore.append(events, to: Order(id: context.envelope.id), context: context)
         if checkout {
-            try context.publish(fact(order) as OrderPlaced)
+            try context.publish(placed(order, settings))
             try scheduleDeadline(context, order.id, settings)
         } else {
             try context.succeed(order, type: "OrderCreated")
@@ -229,7 +229,7 @@ public enum Orders {
             for event in events {
                 switch event {
                 case .placed:
-                    try context.publish(fact(next) as OrderPlaced)
+                    try context.publish(placed(next, settings))
                     try scheduleDeadline(context, next.id, settings)
                 case .confirmed: try context.publish(fact(next) as OrderConfirmed)
                 case .cancelled: try context.publish(fact(next) as OrderCancelled)
@@ -254,6 +254,13 @@ public enum Orders {
         try context.send(
             OrderDeadline(orderId: orderID), to: context.service, after: .milliseconds(Int64(settings.deadline * 1000)),
             id: deadlineID(orderID))
+    }
+
+    /// OrderPlaced, with its deadline (about when the scheduled OrderDeadline falls due).
+    static func placed(_ order: Order, _ settings: Settings) -> OrderPlaced {
+        var placed: OrderPlaced = fact(order)
+        placed.deadlineAt = Envelope.nowMilliseconds() + Int64(settings.deadline * 1000)
+        return placed
     }
 
     static func fact<Kind>(_ order: Order) -> OrderFact<Kind> {

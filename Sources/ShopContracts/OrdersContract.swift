@@ -133,10 +133,16 @@ public struct OrderFact<Kind: OrderFactKind>: EventContract, Equatable {
     public var items: [OrderItem]
     public var totalCents: Int?
     public var reason: String?
+    /// On `OrderPlaced`: when the saga's deadline falls (ms since the epoch); the console's saga
+    /// timeline shows it.
+    public var deadlineAt: Int64?
 
-    public init(orderId: String, userId: String, items: [OrderItem], totalCents: Int? = nil, reason: String? = nil) {
-        (self.orderId, self.userId, self.items, self.totalCents, self.reason) = (
-            orderId, userId, items, totalCents, reason
+    public init(
+        orderId: String, userId: String, items: [OrderItem], totalCents: Int? = nil, reason: String? = nil,
+        deadlineAt: Int64? = nil
+    ) {
+        (self.orderId, self.userId, self.items, self.totalCents, self.reason, self.deadlineAt) = (
+            orderId, userId, items, totalCents, reason, deadlineAt
         )
     }
 }

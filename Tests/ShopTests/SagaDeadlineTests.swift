@@ -53,6 +53,17 @@ struct SagaDeadlineTests {
         try await eventually("stock released", timeout: 20) {
             try await ShopTests.number(client, "/v1/products/\(widget)", "stock") == 5
         }
+        // The saga's timeline shows the deadline OrderPlaced announced and the delayed message
+        // that fired it.
+        let trace = try await runChoreo(
+            ["trace", outcome.id, "--json", "--topology", system.topologyPath], environment: system.environment)
+        let steps = try #require((trace.json as? [String: Any])?["steps"] as? [[String: Any]], "\(trace.output)")
+        let placed = try #require(steps.first { $0["type"] as? String == "OrderPlaced" })
+        let deadline = try #require(placed["deadlineAt"] as? Int64)
+        let fired = try #require(steps.first { $0["type"] as? String == "OrderDeadline" })
+        let due = try #require(fired["due"] as? Int64)
+        #expect(abs(due - deadline) < 1000, "the deadline fired at its time (due \(due), announced \(deadline))")
+        #expect(steps.last { $0["type"] as? String == "OrderCancelled" } != nil)
         // Payments returns and handles the StockReserved it missed: it charges, orders announces
         // the cancellation again, and payments refunds.
         try system.startPool("payments")
