@@ -132,7 +132,7 @@ let package = Package(
         .testTarget(
             name: "GatewayTests",
             dependencies: [
-                "Gateway", "Choreo", "ChoreoTesting", "Operations", "Redis",
+                "Gateway", "Choreo", "ChoreoTesting", "Operations", "Redis", "Postgres",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),

@@ -241,6 +241,9 @@ extension ProbeHarness {
                     "key": FieldSpec(type: .string), "value": FieldSpec(type: .integer),
                     "ms": FieldSpec(type: .integer),
                 ]),
+            RouteDefinition(
+                method: "POST", path: "/v1/\(name)/locked", service: name, type: "LockedRecord",
+                body: ["key": FieldSpec(type: .string, max: 50), "value": FieldSpec(type: .integer, min: 0)]),
             RouteDefinition(method: "GET", path: "/v1/\(name)/records/{key}", service: name, type: "GetRecord"),
         ]
         return self

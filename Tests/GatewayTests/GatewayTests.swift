@@ -5,6 +5,7 @@ import Gateway
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
+import Postgres
 import Testing
 
 /// A gateway over a probe harness, with the probe's routes.
@@ -81,14 +82,20 @@ struct GatewayTests {
         defer { fixture.gateway.stop() }
         let worker = try await fixture.runningWorker()
         defer { fixture.probe.stop(worker) }
+        // The handler waits for an advisory lock the test holds, so the command stays
+        // undecided for as long as the test needs, however loaded the machine is.
+        let key = TestEnvironment.uniqueName("lock")
+        let holder = try PostgresConnection(url: TestEnvironment.databaseURL)
+        try holder.query("SELECT pg_advisory_lock(hashtext($1))", [key])
         try await fixture.test { client in
             let accepted = try await client.execute(
-                uri: "/v1/\(fixture.probe.name)/sleeps", method: .post, headers: json,
-                body: body("{\"key\":\"s\",\"value\":1,\"ms\":5000}"))
+                uri: "/v1/\(fixture.probe.name)/locked", method: .post, headers: json,
+                body: body("{\"key\":\"\(key)\",\"value\":1}"))
             let id = try #require(try object(accepted)["id"] as? String)
             let pending = try await client.execute(uri: "/v1/commands/\(id)?wait=0.5", method: .get)
             #expect(pending.status == .accepted, "\(String(buffer: pending.body))")
             #expect(try object(pending)["status"] as? String == "accepted")
+            try holder.query("SELECT pg_advisory_unlock(hashtext($1))", [key])
             let done = try await client.execute(uri: "/v1/commands/\(id)?wait=20", method: .get)
             #expect(done.status == .ok)
         }
@@ -263,7 +270,8 @@ struct OpenAPITests {
             #expect(documented == routed)
             for path in routed where path.hasPrefix("/v1/\(fixture.probe.name)") || path == "/healthz" {
                 let concrete = path.replacingOccurrences(of: "{key}", with: "k")
-                let method: HTTPRequest.Method = path.hasSuffix("records") || path.hasSuffix("sleeps") ? .post : .get
+                let method: HTTPRequest.Method =
+                    path.hasSuffix("records") || path.hasSuffix("sleeps") || path.hasSuffix("locked") ? .post : .get
                 let status = try await client.execute(uri: concrete, method: method, headers: json, body: body("{}"))
                     .status
                 #expect(status != .notFound || path.contains("{key}"), "\(path) is documented but not routed")
