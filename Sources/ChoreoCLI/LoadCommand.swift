@@ -42,9 +42,21 @@ struct LoadCommand: AsyncParsableCommand {
         let client = ShopClient(base: gateway, apiKey: key)
         let report: LoadRun.Report
         do {
-            report = try await LoadRun(client: client, plan: plan) { line in
+            let run = LoadRun(client: client, plan: plan) { line in
                 FileHandle.standardError.write(Data((line + "\n").utf8))
-            }.run()
+            }
+            // On a terminal, a progress line rewritten every second; otherwise only the summary.
+            let live = isatty(STDOUT_FILENO) == 1 && !json
+            let ticker = Task {
+                while live, !Task.isCancelled {
+                    try await Task.sleep(nanoseconds: 1_000_000_000)
+                    FileHandle.standardOutput.write(Data(("\r\u{1B}[K" + run.progress.snapshot().line).utf8))
+                }
+            }
+            defer { ticker.cancel() }
+            report = try await run.run()
+            ticker.cancel()
+            if live { FileHandle.standardOutput.write(Data("\r\u{1B}[K".utf8)) }
         } catch {
             FileHandle.standardError.write(Data("choreo load: \(error)\n".utf8))
             throw ExitCode(2)

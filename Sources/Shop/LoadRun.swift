@@ -52,6 +52,8 @@ public struct LoadRun: Sendable {
     let client: ShopClient
     let plan: Plan
     let log: @Sendable (String) -> Void
+    /// Live counts while the orders are offered (``LoadProgress``).
+    public let progress = LoadProgress()
 
     /// A run against the gateway `client` talks to.
     public init(client: ShopClient, plan: Plan, log: @escaping @Sendable (String) -> Void = { print($0) }) {
@@ -112,6 +114,7 @@ public struct LoadRun: Sendable {
 
     func offer(_ fixture: Fixture) async throws -> Report {
         let start = Date()
+        progress.started()
         let interval = 1 / plan.rate
         let outcomes = try await withThrowingTaskGroup(of: (String, Double?, String?).self) { group in
             for index in 0..<plan.orders {
@@ -158,6 +161,7 @@ public struct LoadRun: Sendable {
     /// retrying through errors, for up to the verdict timeout.
     func place(_ body: String, scheduled: Date) async -> (String, Double?, String?) {
         let key = "load-" + UUID().uuidString
+        progress.offered()
         let submitDeadline = Date().addingTimeInterval(plan.submitRetry)
         var id: String?
         var lastError = ""
@@ -170,12 +174,14 @@ public struct LoadRun: Sendable {
                 try? await Task.sleep(nanoseconds: 200_000_000)
             }
         }
+        progress.accepted()
         let deadline = Date().addingTimeInterval(plan.verdictTimeout)
         while Date() < deadline {
             do {
                 let outcome = try await client.outcome(id!, timeout: min(30, deadline.timeIntervalSinceNow))
                 let latency = Date().timeIntervalSince(scheduled) * 1000
                 let code = (outcome.error?["code"] as? String) ?? ""
+                if ["succeeded", "failed"].contains(outcome.status) { progress.decided(latencyMs: latency) }
                 switch outcome.status {
                 case "succeeded": return ("confirmed", latency, nil)
                 case "failed": return (code.isEmpty ? "failed" : code, latency, nil)
