@@ -28,6 +28,8 @@ public final class Scheduler: Sendable {
     /// The longest time between two looks at the table (messages scheduled by other processes
     /// for sooner than that are at most this late; this process's own wake it at once).
     static let pollInterval: Int64 = 200
+    /// The same with nothing scheduled at all.
+    static let idlePollInterval: Int64 = 1000
 
     /// Creates the scheduler of one process.
     public init(
@@ -71,23 +73,41 @@ public final class Scheduler: Sendable {
                 // rarely.
                 let now = Envelope.nowMilliseconds()
                 var from = cursor
+                var scan = false
                 if cursor == nil || now - lastFullScan >= Self.fullScanInterval {
                     from = nil
+                    scan = true
                     lastFullScan = now
                     lastRecentScan = now
                 } else if let cursor, now - lastRecentScan >= Self.recentScanInterval {
                     from = cursor - Self.recentWindow
+                    scan = true
                     lastRecentScan = now
                 }
-                let (delivered, latest) = try deliverDue(redis: redis, postgres: postgres, schema: schema, from: from)
-                if let latest { cursor = max(cursor ?? latest, latest) }
-                if delivered >= Self.batch { continue }
-                let next = try nextDue(postgres: postgres, schema: schema, from: cursor)
+                // Between scans, one cheap look decides whether a publishing transaction is
+                // needed at all (most looks of a quiet service find nothing due).
+                var next = scan ? nil : try nextDue(postgres: postgres, schema: schema, from: cursor)
+                var published = 0
+                if scan || (next ?? Int64.max) <= Envelope.nowMilliseconds() {
+                    let (delivered, latest) = try deliverDue(
+                        redis: redis, postgres: postgres, schema: schema, from: from)
+                    if let latest { cursor = max(cursor ?? latest, latest) }
+                    if delivered >= Self.batch { continue }
+                    published = delivered
+                    next = try nextDue(postgres: postgres, schema: schema, from: cursor)
+                }
                 // The cursor also moves when another process published what was due: to the
                 // next row still there, or to now when there is none.
                 let moved = min(next ?? Envelope.nowMilliseconds(), Envelope.nowMilliseconds())
                 cursor = max(cursor ?? moved, moved)
-                signal.wait(until: min(next ?? Int64.max, Envelope.nowMilliseconds() + Self.pollInterval))
+                // Nothing scheduled: look again in a second (this process's own schedules wake
+                // it at once; another process's are published by that process).
+                let poll = next == nil ? Self.idlePollInterval : Self.pollInterval
+                var wake = min(next ?? Int64.max, Envelope.nowMilliseconds() + poll)
+                // Due rows another process is publishing right now (locked, so skipped): give
+                // it a moment rather than spinning.
+                if published == 0, wake <= Envelope.nowMilliseconds() { wake = Envelope.nowMilliseconds() + 2 }
+                signal.wait(until: wake)
             } catch {
                 logger.warning("scheduler failed; retrying", metadata: ["error": "\(error)"])
                 if BatchProcessor.isInfrastructure(error) {
