@@ -235,4 +235,17 @@ public struct Topology: Sendable, Equatable {
         }
         return Double(text)
     }
+
+    /// The nearest `streams.yml` from `folder` up to the root, the way git finds `.git`; `nil`
+    /// if there is none.
+    public static func discoverFile(from folder: String, name: String = "streams.yml") -> String? {
+        var current = URL(fileURLWithPath: folder).standardizedFileURL
+        while true {
+            let candidate = current.appendingPathComponent(name).path
+            if FileManager.default.fileExists(atPath: candidate) { return candidate }
+            let parent = current.deletingLastPathComponent()
+            if parent.path == current.path { return nil }
+            current = parent
+        }
+    }
 }

@@ -19,11 +19,15 @@ struct ChoreoCommand: AsyncParsableCommand {
 
 /// Options shared by every subcommand that reads the topology.
 struct TopologyOptions: ParsableArguments {
-    @Option(name: .long, help: "The topology file (env CHOREO_TOPOLOGY, default ./streams.yml).")
+    @Option(
+        name: .long,
+        help: "The topology file (env CHOREO_TOPOLOGY; default: streams.yml in this folder or the nearest parent).")
     var topology: String?
 
     func load() throws -> Topology {
-        let path = topology ?? ProcessInfo.processInfo.environment["CHOREO_TOPOLOGY"] ?? "streams.yml"
+        let path =
+            topology ?? ProcessInfo.processInfo.environment["CHOREO_TOPOLOGY"]
+            ?? Topology.discoverFile(from: FileManager.default.currentDirectoryPath) ?? "streams.yml"
         do {
             return try Topology.load(path: path)
         } catch let error as TopologyError {

@@ -1,4 +1,5 @@
 import Choreo
+import Foundation
 import Testing
 
 @Suite("Topology from streams.yml")
@@ -95,6 +96,19 @@ struct TopologyTests {
         #expect(Topology.seconds("250ms") == 0.25)
         #expect(Topology.seconds("1.5m") == 90)
         #expect(Topology.seconds("soon") == nil)
+    }
+
+    @Test("streams.yml is found in the folder or the nearest parent, like git finds .git")
+    func discovery() throws {
+        let root = NSTemporaryDirectory() + "/discover-\(UInt64.random(in: 0..<UInt64.max))"
+        let deep = root + "/project/services/orders"
+        try FileManager.default.createDirectory(atPath: deep, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        #expect(Topology.discoverFile(from: deep, name: "choreo-test-none.yml") == nil)
+        try "version: 1\n".write(toFile: root + "/project/streams.yml", atomically: true, encoding: .utf8)
+        #expect(Topology.discoverFile(from: deep)?.hasSuffix("/project/streams.yml") == true)
+        try "version: 1\n".write(toFile: root + "/project/services/streams.yml", atomically: true, encoding: .utf8)
+        #expect(Topology.discoverFile(from: deep)?.hasSuffix("/project/services/streams.yml") == true, "the nearest")
     }
 
     @Test("environment variables override the connection URLs")

@@ -172,26 +172,32 @@ struct PostgresConnectionTests {
         let result = try await client.query("SELECT $1::int + 1 AS n", [41])
         #expect(try result.first?.decode(Int.self, "n") == 42)
         // More blocking statements in flight than the cooperative pool has threads, and this
-        // task still runs and sees every one of them sleeping in Postgres at once: none of
-        // them holds a pool thread while it waits.
+        // task still runs and sees every one of them waiting in Postgres at once: none of
+        // them holds a pool thread while it waits. They wait for an advisory lock the test
+        // holds (not a timed sleep), so a loaded machine cannot make them finish early.
         let width = ProcessInfo.processInfo.activeProcessorCount + 2
-        let marker = TestEnvironment.uniqueName("sleep")
+        let marker = TestEnvironment.uniqueName("blocked")
+        let holder = try PostgresConnection(url: TestEnvironment.databaseURL)
+        try holder.query("SELECT pg_advisory_lock(hashtext($1))", [marker])
         let sleepers = try (0..<width).map { _ in try PostgresClient(url: TestEnvironment.databaseURL) }
-        let sleeping = Task {
+        let blocked = Task {
             try await withThrowingTaskGroup(of: Void.self) { group in
-                for sleeper in sleepers { group.addTask { try await sleeper.query("SELECT pg_sleep(5) AS \(marker)") } }
+                for sleeper in sleepers {
+                    group.addTask {
+                        try await sleeper.query("SELECT pg_advisory_xact_lock(hashtext($1)) AS \(marker)", [marker])
+                    }
+                }
                 try await group.waitForAll()
             }
         }
-        var most = 0
-        try await eventually("\(width) statements sleeping at once", timeout: 4.5) {
+        try await eventually("\(width) statements blocked at once", timeout: 30) {
             let rows = try await client.query(
                 "SELECT count(*) AS n FROM pg_stat_activity WHERE query LIKE $1 AND pid <> pg_backend_pid()",
                 ["%AS \(marker)%"])
-            most = max(most, try rows.first?.decode(Int.self, "n") ?? 0)
-            return most == width
+            return try rows.first?.decode(Int.self, "n") == width
         }
-        try await sleeping.value
+        try holder.query("SELECT pg_advisory_unlock(hashtext($1))", [marker])
+        try await blocked.value
     }
 }
 
