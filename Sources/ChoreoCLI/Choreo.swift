@@ -25,9 +25,14 @@ struct TopologyOptions: ParsableArguments {
     var topology: String?
 
     func load() throws -> Topology {
-        let path =
-            topology ?? ProcessInfo.processInfo.environment["CHOREO_TOPOLOGY"]
-            ?? Topology.discoverFile(from: FileManager.default.currentDirectoryPath) ?? "streams.yml"
+        let folder = FileManager.default.currentDirectoryPath
+        guard
+            let path = topology ?? ProcessInfo.processInfo.environment["CHOREO_TOPOLOGY"]
+                ?? Topology.discoverFile(from: folder)
+        else {
+            throw ValidationError(
+                "no streams.yml in \(folder) or any folder above it; pass --topology FILE or set CHOREO_TOPOLOGY")
+        }
         do {
             return try Topology.load(path: path)
         } catch let error as TopologyError {

@@ -96,7 +96,11 @@ struct DeliveryTests {
         "a lock wait that outlasts the batch's lock timeout is a lost race, not a failed delivery",
         arguments: RedisBackend.allCases)
     func lockContention(redis backend: RedisBackend) async throws {
-        let probe = try ProbeHarness(redisURL: backend.url)
+        // A message's own transaction waits up to 30 s for the lock here (5 s by default), so
+        // that a poll of this test starved by a loaded machine does not outlast the wait.
+        var policy = ProbeHarness.testPolicy
+        policy.lockTimeout = 30
+        let probe = try ProbeHarness(policy: policy, redisURL: backend.url)
         // Another session holds the lock the handlers need, longer than the batch lock timeout
         // (50 ms) and the first retry delay (200 ms) together.
         // The lock is the probe's own: the test runs on both backends at once.
