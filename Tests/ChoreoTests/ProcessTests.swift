@@ -69,7 +69,9 @@ struct ProcessTests {
         try admin.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", [database])
         for index in 0..<20 { try probe.send("Record", "{\"key\":\"during\",\"value\":\(index)}") }
         try await eventually("the worker holds a batch pending") { try probe.pendingCount() > 0 }
-        try await eventually("still held after several retry rounds", timeout: 5) {
+        // The holding loop's waits double to 2 s: an idle time over 1.5 s shows several rounds
+        // went by (a loaded machine takes longer to get there).
+        try await eventually("still held after several retry rounds", timeout: 20) {
             try probe.redis.xpending(probe.definition.commandStream, group: probe.name, count: 1).first?
                 .idleMilliseconds
                 ?? 0 > 1500
