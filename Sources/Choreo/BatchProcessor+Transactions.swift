@@ -250,10 +250,7 @@ extension BatchProcessor {
         let message = ScheduledMessage(
             id: copy.id, stream: definition.commandStream, type: copy.type, dueAt: nil, delay: delay,
             fields: copy.fields)
-        session.enqueue(
-            PostgresStatement(
-                RuntimeSchema.scheduleInsert(schema),
-                [message.id, nil, Double(delay), message.stream, message.type, message.storedFields]))
+        session.enqueue(ScheduledMessage.insert([message], schema: schema))
         metrics.deferred(stream: stream, type: copy.type)
         return Handled(outcome: .deferred(reason), emissions: [], scheduled: [message])
     }

@@ -310,16 +310,23 @@ public final class Maintenance: Sendable {
                     """
                 ).first?.decode(Int.self, "n") ?? 0
             metrics.gauge("choreo_outbox_backlog").record(backlog)
-            // A count of a million rows takes a fifth of a second: a large table is counted
-            // once a minute, a small one at every refresh.
-            let previous = scheduledSummary.withLock { $0 }
-            let now = Envelope.nowMilliseconds()
-            guard previous == nil || previous!.count < 100_000 || now - previous!.at >= 60_000 else { return }
-            let scheduled = try Scheduler.summary(postgres: postgres, schema: schema)
-            scheduledSummary.withLock { $0 = (scheduled.count, scheduled.next, Envelope.nowMilliseconds()) }
-            metrics.gauge("choreo_scheduled_pending").record(scheduled.count)
-            let next = scheduled.next.map { Double($0 - Envelope.nowMilliseconds()) / 1000 } ?? 0
-            metrics.gauge("choreo_scheduled_next_due_seconds").record(next)
+            try scheduledGauges(postgres: postgres, schema: schema)
         }
+    }
+
+    /// Counts the scheduled messages (gauges, and the heartbeat's summary). A count of a
+    /// million rows takes a fifth of a second: a large table is counted once a minute, a small
+    /// one at every refresh.
+    func scheduledGauges(postgres: PostgresConnection, schema: String) throws {
+        if let previous = scheduledSummary.withLock({ $0 }), previous.count >= 100_000,
+            Envelope.nowMilliseconds() - previous.at < 60_000
+        {
+            return
+        }
+        let scheduled = try Scheduler.summary(postgres: postgres, schema: schema)
+        scheduledSummary.withLock { $0 = (scheduled.count, scheduled.next, Envelope.nowMilliseconds()) }
+        metrics.gauge("choreo_scheduled_pending").record(scheduled.count)
+        let next = scheduled.next.map { Double($0 - Envelope.nowMilliseconds()) / 1000 } ?? 0
+        metrics.gauge("choreo_scheduled_next_due_seconds").record(next)
     }
 }

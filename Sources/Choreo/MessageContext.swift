@@ -188,13 +188,7 @@ public final class MessageContext {
         guard queuedSchedules < scheduled.count, let session, let schema else { return }
         let run = scheduled[queuedSchedules...]
         queuedSchedules = scheduled.count
-        session.enqueue(
-            PostgresStatement(
-                RuntimeSchema.scheduleInsertMany(schema),
-                [
-                    run.map(\.id), run.map { $0.dueAt.map(Double.init) ?? -1 }, run.map { Double($0.delay) },
-                    run.map(\.stream), run.map(\.type), run.map(\.storedFields),
-                ]))
+        session.enqueue(ScheduledMessage.insert(run, schema: schema))
     }
 
     /// Records the successful outcome of the command that started the saga.

@@ -75,18 +75,6 @@ public enum RuntimeSchema {
         """
     }
 
-    /// Schedules one message (``ScheduledMessage``); an id already scheduled keeps its first
-    /// schedule.
-    static func scheduleInsert(_ schema: String) -> String {
-        """
-        INSERT INTO \(schema).scheduled (id, due_at, stream, type, fields)
-        VALUES ($1, CASE WHEN $2::double precision IS NULL
-                THEN clock_timestamp() + make_interval(secs => $3::double precision / 1000)
-                ELSE greatest(to_timestamp($2::double precision / 1000), clock_timestamp()) END, $4, $5, $6)
-        ON CONFLICT (id) DO NOTHING
-        """
-    }
-
     /// Schedules messages given as arrays: ids, due times in ms since the epoch (-1: none; a
     /// past time is now),
     /// delays in ms (from the commit, by the database's clock, when there is no due time),

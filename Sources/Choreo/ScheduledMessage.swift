@@ -3,6 +3,7 @@
 
 import ChoreoJSON
 import Foundation
+import Postgres
 import Redis
 
 /// A message to be published later, kept in the service's `scheduled` table until due.
@@ -46,6 +47,16 @@ public struct ScheduledMessage: Sendable, Equatable {
         }
         out.append(UInt8(ascii: "]"))
         return String(decoding: out, as: UTF8.self)
+    }
+
+    /// The statement that stores `messages` in `schema` (one statement for any number).
+    static func insert(_ messages: some Collection<ScheduledMessage>, schema: String) -> PostgresStatement {
+        PostgresStatement(
+            RuntimeSchema.scheduleInsertMany(schema),
+            [
+                messages.map(\.id), messages.map { $0.dueAt.map(Double.init) ?? -1 }, messages.map { Double($0.delay) },
+                messages.map(\.stream), messages.map(\.type), messages.map(\.storedFields),
+            ])
     }
 
     /// Why a message cannot be scheduled.

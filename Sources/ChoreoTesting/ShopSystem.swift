@@ -121,8 +121,10 @@ extension ShopSystem {
         return lines.joined(separator: "\n")
     }
 
-    /// Starts `choreo worker <service> --processes 1` (a system started with separate pools).
+    /// Starts `choreo worker <service> --processes 1` (a system started with separate pools);
+    /// nothing if it runs already.
     public func startPool(_ service: String) throws {
+        guard pools.withLock({ $0[service] }) == nil else { return }
         let pid = try ChildProcess.spawn(
             TestEnvironment.choreoBinary, ["worker", service, "--processes", "1", "--topology", topologyPath],
             environment: environment)

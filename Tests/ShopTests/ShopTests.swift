@@ -164,8 +164,7 @@ struct ShopTests {
         let user = try #require(created.result?["id"] as? String)
         // No waiting for the account or the profile: the deposit and the order may overtake
         // UserCreated; the services see them again shortly instead of refusing them.
-        async let deposit = client.run("/v1/accounts/\(user)/deposits", "{\"amountCents\":500}")
-        let deposited = try await deposit
+        let deposited = try await client.run("/v1/accounts/\(user)/deposits", "{\"amountCents\":500}")
         #expect(deposited.status == "succeeded", "\(deposited.reply.body)")
         let order = try await client.run("/v1/orders", Self.order(user, [(widget, 2)]))
         #expect(order.status == "succeeded", "\(order.reply.body)")
