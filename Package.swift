@@ -11,6 +11,7 @@ let package = Package(
         .library(name: "Redis", targets: ["Redis"]),
         .library(name: "Postgres", targets: ["Postgres"]),
         .library(name: "ChoreoTesting", targets: ["ChoreoTesting"]),
+        .library(name: "ChoreoTelemetry", targets: ["ChoreoTelemetry"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
@@ -29,6 +30,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-distributed-tracing.git", from: "1.1.0"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.70.0"),
         .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.20.0"),
+        // OTLP/HTTP export only: the gRPC stack is not built.
+        .package(url: "https://github.com/swift-otel/swift-otel.git", from: "1.6.0", traits: ["OTLPHTTP"]),
     ],
     targets: [
         .systemLibrary(
@@ -73,6 +76,19 @@ let package = Package(
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Instrumentation", package: "swift-distributed-tracing"),
                 .product(name: "Tracing", package: "swift-distributed-tracing"),
+            ]
+        ),
+        // Span export over OTLP/HTTP (swift-otel) for the gateway and the workers, switched on by
+        // the standard OTEL_* variables; the runtime itself only speaks the Tracing API.
+        .target(
+            name: "ChoreoTelemetry",
+            dependencies: [
+                "Choreo",
+                .product(name: "OTel", package: "swift-otel"),
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
         // Operator tools over the runtime's Redis and Postgres state (status, saga traces, the
@@ -120,7 +136,7 @@ let package = Package(
             name: "ChoreoCLI",
             dependencies: [
                 "Choreo", "ChoreoJSON", "Redis", "Postgres", "Probe", "Gateway", "Shop", "Console", "Hello",
-                "Operations",
+                "Operations", "ChoreoTelemetry",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),

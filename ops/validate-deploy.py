@@ -87,7 +87,18 @@ def check_compose(path, services):
             problem(f"compose: '{name}' has no healthcheck")
         if "replicas" not in (worker.get("deploy") or {}):
             problem(f"compose: '{name}' has no deploy.replicas")
-    for name in ["redis", "postgres", "gateway", "prometheus", "grafana"]:
+    # Every Choreo process exports its spans over OTLP/HTTP to the compose file's Jaeger.
+    for name in list(services) + ["gateway"]:
+        environment = (defined.get(name) or {}).get("environment") or {}
+        endpoint = str(environment.get("OTEL_EXPORTER_OTLP_ENDPOINT", ""))
+        if "http://jaeger:4318" not in endpoint:
+            problem(f"compose: '{name}' does not export spans to jaeger (OTEL_EXPORTER_OTLP_ENDPOINT={endpoint!r})")
+    jaeger = defined.get("jaeger") or {}
+    if not str(jaeger.get("image", "")).startswith("jaegertracing/all-in-one"):
+        problem("compose: no 'jaeger' service (jaegertracing/all-in-one) to receive the spans")
+    elif str((jaeger.get("environment") or {}).get("COLLECTOR_OTLP_ENABLED", "")).lower() != "true":
+        problem("compose: jaeger must run with COLLECTOR_OTLP_ENABLED=true")
+    for name in ["redis", "postgres", "gateway", "prometheus", "grafana", "jaeger"]:
         if name not in defined:
             problem(f"compose: no '{name}' service")
     for name, service in defined.items():

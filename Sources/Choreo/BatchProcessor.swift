@@ -325,17 +325,23 @@ final class BatchProcessor {
     /// Runs the handler in a consumer span whose parent is the message's traceparent.
     func traced(_ item: Item, stream: String, _ context: MessageContext) throws {
         guard tracing else { return try item.handler(context) }
-        var parent = ServiceContext.topLevel
-        parent.traceParent = TraceParent(header: item.envelope.traceparent)
+        let parent = TracePropagation.context(traceparent: item.envelope.traceparent)
         try withSpan(item.envelope.type, context: parent, ofKind: .consumer) { span in
-            if span.isRecording, let trace = span.context.traceParent {
+            if span.isRecording {
+                // OpenTelemetry's messaging conventions; the consumer group is the service.
                 span.attributes["messaging.system"] = "redis"
+                span.attributes["messaging.operation.type"] = "process"
+                span.attributes["messaging.operation.name"] = "process"
                 span.attributes["messaging.destination.name"] = stream
+                span.attributes["messaging.consumer.group.name"] = definition.name
                 span.attributes["messaging.message.id"] = item.envelope.id
+                span.attributes["messaging.message.conversation_id"] = item.envelope.correlation
                 span.attributes["choreo.service"] = definition.name
+                span.attributes["choreo.message.type"] = item.envelope.type
                 span.attributes["choreo.attempt"] = item.delivery.attempt
-                context.spanTraceparent = trace.header
             }
+            // Messages this handler emits are the span's children (LogTracer and OTLP alike).
+            context.spanTraceparent = TracePropagation.traceparent(of: span.context)
             try item.handler(context)
         }
     }

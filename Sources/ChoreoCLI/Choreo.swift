@@ -2,6 +2,7 @@
 
 import ArgumentParser
 import Choreo
+import ChoreoTelemetry
 import Foundation
 import Logging
 
@@ -41,9 +42,26 @@ struct TopologyOptions: ParsableArguments {
     }
 }
 
-/// Starts logging as JSON lines on stderr (LOG_LEVEL sets the level), and tracing when
-/// CHOREO_TRACE=log (spans as JSON log lines).
+/// Starts logging as JSON lines on stderr (LOG_LEVEL sets the level).
 func bootstrapLogging() {
     LoggingSystem.bootstrap { JSONLogHandler(label: $0) }
-    LogTracer.bootstrapFromEnvironment()
+}
+
+/// Starts the process's tracer, once: OTLP/HTTP export when the OTEL_* variables ask for it
+/// (``OTLPTracing/isRequested(in:)``; spans named for `serviceName`), else JSON log lines when
+/// CHOREO_TRACE=log, else none (the no-tracer fast path). The OTLP exporter is returned: shut
+/// it down before the process exits so its last spans are sent.
+func startTracing(serviceName: String) throws -> OTLPTracing? {
+    let environment = ProcessInfo.processInfo.environment
+    guard OTLPTracing.isRequested(in: environment) else {
+        LogTracer.bootstrapFromEnvironment(environment)
+        return nil
+    }
+    do {
+        return try OTLPTracing.bootstrap(
+            serviceName: serviceName, instanceID: "\(ProcessInfo.processInfo.hostName)-\(getpid())",
+            environment: environment)
+    } catch {
+        throw ValidationError("cannot export spans over OTLP: \(error)")
+    }
 }

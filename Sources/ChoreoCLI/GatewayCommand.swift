@@ -2,6 +2,7 @@
 
 import ArgumentParser
 import Choreo
+import ChoreoTelemetry
 import Console
 import Foundation
 import Gateway
@@ -40,6 +41,8 @@ struct GatewayCommand: AsyncParsableCommand {
     func run() async throws {
         bootstrapLogging()
         signal(SIGPIPE, SIG_IGN)
+        let tracing = try startTracing(serviceName: "gateway")
+        defer { tracing?.shutdown(timeout: .seconds(5)) }
         var topology = try options.load()
         let operatorRedisURL = topology.redisURL
         // The gateway's own Redis user (least privilege, see `choreo acl`), if configured.

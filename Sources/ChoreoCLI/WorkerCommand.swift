@@ -2,6 +2,7 @@
 
 import ArgumentParser
 import Choreo
+import ChoreoTelemetry
 import Dispatch
 import Foundation
 import Logging
@@ -52,6 +53,7 @@ struct WorkerCommand: ParsableCommand {
     /// One worker process: migrate, consume, drain on SIGTERM/SIGINT.
     func runSingle(code: Service, topology: Topology, definition: ServiceDefinition) throws {
         signal(SIGPIPE, SIG_IGN)
+        let tracing = try startTracing(serviceName: definition.name)
         if let metricsPort {
             let server = try MetricsServer(port: metricsPort)
             Thread.detachNewThread { server.run() }
@@ -68,6 +70,7 @@ struct WorkerCommand: ParsableCommand {
         worker.requestStop()
         let drained = worker.waitUntilStopped(timeout: definition.policy.shutdownTimeout)
         _ = sources
+        tracing?.shutdown(timeout: .seconds(5))
         Foundation.exit(drained ? 0 : 1)
     }
 

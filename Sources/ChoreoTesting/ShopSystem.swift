@@ -42,10 +42,11 @@ public final class ShopSystem: Sendable {
     /// `choreo worker <service> --processes 1` per service run as separate processes, so a
     /// test can stop and start a service (``stopPool(_:)``, ``startPool(_:)``). `settings`
     /// adds `settings:` to services of the repository's topology (e.g. orders'
-    /// `saga_deadline`), written to a copy.
+    /// `saga_deadline`), written to a copy. `extraEnvironment` is set for every process (e.g.
+    /// the OTEL_* variables).
     public static func start(
         redisURL: String = TestEnvironment.redisURL, ownDatabase: Bool = false, separatePools: Bool = false,
-        settings: [String: [String: String]] = [:]
+        settings: [String: [String: String]] = [:], extraEnvironment: [String: String] = [:]
     ) async throws -> ShopSystem {
         var topologyPath = TestEnvironment.repositoryRoot + "/streams.yml"
         if !settings.isEmpty {
@@ -61,6 +62,7 @@ public final class ShopSystem: Sendable {
         environment["LOG_LEVEL"] = "warning"
         environment["CHOREO_API_KEYS"] = nil
         environment["CHOREO_API_KEYS_FILE"] = nil
+        environment.merge(extraEnvironment) { _, extra in extra }
         let prefix = TestEnvironment.uniqueName("shop")
         guard var components = URLComponents(string: databaseURL) else {
             throw TimeoutError(what: "a parsable CHOREO_TEST_DATABASE_URL", seconds: 0, lastError: nil)

@@ -2,6 +2,7 @@
 
 import Foundation
 import Postgres
+import Redis
 
 /// The Redis and Postgres servers that `ops/test` started for the test run, read from the
 /// environment (`CHOREO_TEST_REDIS_URL`, `CHOREO_TEST_DATABASE_URL`,
@@ -40,6 +41,17 @@ public enum TestEnvironment {
         let database = uniqueName("db")
         try admin.execute("CREATE DATABASE \(database) OWNER choreo")
         return (database, String(databaseURL.dropLast("choreo".count)) + database)
+    }
+
+    /// The test Redis server's database `number` (emptied first), for a system of a test's
+    /// own: its streams and groups apart from the shared shop's. Each suite takes its own
+    /// number (the shared shop uses 0).
+    public static func redisDatabase(_ number: Int) throws -> String {
+        var configuration = try RedisConfiguration(url: redisURL)
+        configuration.database = number
+        let redis = try RedisConnection(configuration: configuration)
+        try redis.command(["FLUSHDB"])
+        return configuration.description
     }
 
     /// The value of the environment variable `name` that ops/test sets; stops the test run

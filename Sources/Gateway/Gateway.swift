@@ -337,7 +337,9 @@ public final class Gateway: Sendable {
     /// The request's W3C `traceparent` continued with a new span id, or a new trace.
     public static func traceparent(_ request: Request) -> String {
         // A recording tracer: the message is a child of the request's server span.
-        if let current = ServiceContext.current?.traceParent { return current.header }
+        if let current = ServiceContext.current, let header = TracePropagation.traceparent(of: current) {
+            return header
+        }
         return traceparent(header: request.headers[.traceparent])
     }
 

@@ -17,17 +17,8 @@ struct SagaDeadlineTests {
     /// a 2 s deadline and a worker pool per service that the tests stop and start.
     static let system = Task {
         try await ShopSystem.start(
-            redisURL: try Self.ownRedisDatabase(), ownDatabase: true, separatePools: true,
+            redisURL: try TestEnvironment.redisDatabase(7), ownDatabase: true, separatePools: true,
             settings: ["orders": ["saga_deadline": "2s"]])
-    }
-
-    /// The test Redis server's database 7 (emptied first).
-    static func ownRedisDatabase() throws -> String {
-        var configuration = try RedisConfiguration(url: TestEnvironment.redisURL)
-        configuration.database = 7
-        let redis = try RedisConnection(configuration: configuration)
-        try redis.command(["FLUSHDB"])
-        return configuration.description
     }
 
     static func admin(_ system: ShopSystem) throws -> PostgresConnection {
