@@ -166,6 +166,7 @@ let package = Package(
             name: "ShopTests",
             dependencies: [
                 "Shop", "ShopContracts", "Choreo", "ChoreoTesting", "Gateway", "Operations", "Postgres", "Redis",
+                "ChoreoTelemetry",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Yams", package: "Yams"),
             ]),

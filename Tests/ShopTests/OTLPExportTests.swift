@@ -4,6 +4,7 @@
 // messages' causation; with the collector down the shop keeps working and counts what it drops.
 
 import Choreo
+import ChoreoTelemetry
 import ChoreoTesting
 import Foundation
 import Shop
@@ -15,7 +16,7 @@ struct OTLPExportTests {
     static func variables(endpoint: String) -> [String: String] {
         [
             "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, "OTEL_BSP_SCHEDULE_DELAY": "100",
-            "OTEL_RESOURCE_ATTRIBUTES": "deployment.environment=test",
+            "OTEL_RESOURCE_ATTRIBUTES": "deployment.environment=test", "OTEL_EXPORTER_OTLP_TIMEOUT": "2000",
         ]
     }
 
@@ -125,6 +126,36 @@ struct OTLPExportTests {
                 && Self.value(metrics, "choreo_trace_spans_dropped_total") > 0
         }
         try await system.stop()
+    }
+
+    @Test("export switches on only with the standard variables, and off with OTEL_SDK_DISABLED or none")
+    func whenExportIsOn() {
+        #expect(!OTLPTracing.isRequested(in: [:]))
+        #expect(!OTLPTracing.isRequested(in: ["OTEL_EXPORTER_OTLP_ENDPOINT": ""]))
+        #expect(OTLPTracing.isRequested(in: ["OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318"]))
+        #expect(OTLPTracing.isRequested(in: ["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://c:4318/v1/traces"]))
+        #expect(OTLPTracing.isRequested(in: ["OTEL_TRACES_EXPORTER": "otlp"]))
+        #expect(
+            !OTLPTracing.isRequested(in: ["OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318", "OTEL_SDK_DISABLED": "true"]))
+        #expect(
+            !OTLPTracing.isRequested(in: [
+                "OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318", "OTEL_TRACES_EXPORTER": "none",
+            ]))
+    }
+
+    @Test("OTLP over gRPC (not built) stops the process at start with the reason, before it serves")
+    func grpcIsRefused() async throws {
+        let run = try await runChoreo(
+            [
+                "gateway", "--port", String(try freePort()), "--topology",
+                TestEnvironment.repositoryRoot + "/streams.yml",
+            ],
+            environment: [
+                "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4317", "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
+            ],
+            timeout: 30)
+        #expect(run.status != 0)
+        #expect(run.errors.contains("OTEL_EXPORTER_OTLP_PROTOCOL=grpc is not supported"), "\(run.errors)")
     }
 
     /// The value of an unlabelled Prometheus sample, 0 when absent.
