@@ -5,6 +5,10 @@ confirmation accepted), and waits to see the count drop; saves a screenshot for 
 
 Usage: console-browser-test.py BASE_URL SERVICE ADMIN_KEY SCREENSHOT.png [TYPE]
 (TYPE: replay the first letter of that message type; default the first letter listed)
+   or: console-browser-test.py --shop BASE_URL FOLDER --services A,B --streams S1,S2 --command ID
+       --steps N --dead-service S --dead-type T
+(the reference shop's overview map and chart, a saga waterfall and a dead-letter group,
+checked and saved as PNGs in FOLDER)
 Standard library only (a minimal WebSocket client), so it runs on any python3.
 Exit 0 when the count dropped; prints what it saw either way.
 """
@@ -117,13 +121,11 @@ class Page:
         self.wait_for(f"document.readyState === 'complete' && location.href.startsWith({json.dumps(url.split('?')[0])})")
 
 
-def main():
-    base, service, key, screenshot = sys.argv[1:5]
-    wanted = sys.argv[5] if len(sys.argv) > 5 else ""
+def launch():
+    """Starts headless Chromium with a DevTools port; returns (process, page, profile)."""
     browser = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
     if not browser:
-        print("no chromium on PATH (apt-get install chromium)")
-        return 2
+        raise SystemExit("no chromium on PATH (apt-get install chromium)")
     profile = tempfile.mkdtemp(prefix="choreo-chromium-")
     port_socket = socket.socket()
     port_socket.bind(("127.0.0.1", 0))
@@ -133,22 +135,54 @@ def main():
         [browser, "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
          f"--remote-debugging-port={port}", f"--user-data-dir={profile}", "--window-size=1280,900", "about:blank"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.time() + 30
-        targets = None
-        while time.time() < deadline:
-            try:
-                targets = json.load(urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=2))
-                if any(t.get("type") == "page" for t in targets):
-                    break
-            except OSError:
-                pass
-            time.sleep(0.2)
-        page_target = next(t for t in targets if t.get("type") == "page")
-        page = Page(page_target["webSocketDebuggerUrl"])
-        page.call("Page.enable")
-        page.call("Runtime.enable")
+    deadline = time.time() + 30
+    targets = None
+    while time.time() < deadline:
+        try:
+            targets = json.load(urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=2))
+            if any(t.get("type") == "page" for t in targets):
+                break
+        except OSError:
+            pass
+        time.sleep(0.2)
+    page_target = next(t for t in targets if t.get("type") == "page")
+    page = Page(page_target["webSocketDebuggerUrl"])
+    page.call("Page.enable")
+    page.call("Runtime.enable")
+    return process, page, profile
 
+
+def close(process, profile):
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+    shutil.rmtree(profile, ignore_errors=True)
+
+
+def screenshot(page, path, full=False):
+    """Saves a PNG of the page (the whole page with full=True)."""
+    params = {"format": "png"}
+    if full:
+        metrics = page.call("Page.getLayoutMetrics")
+        size = metrics.get("cssContentSize") or metrics.get("contentSize")
+        params["clip"] = {"x": 0, "y": 0, "width": size["width"], "height": min(size["height"], 6000), "scale": 1}
+        params["captureBeyondViewport"] = True
+    shot = page.call("Page.captureScreenshot", **params)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "wb") as handle:
+        handle.write(base64.b64decode(shot["data"]))
+    print("screenshot:", path)
+
+
+def main():
+    if len(sys.argv) > 1 and sys.argv[1] == "--shop":
+        return shop(sys.argv[2:])
+    base, service, key, shot_path = sys.argv[1:5]
+    wanted = sys.argv[5] if len(sys.argv) > 5 else ""
+    process, page, profile = launch()
+    try:
         page.open(f"{base}/console/login")
         page.evaluate(f"document.querySelector('input[name=key]').value = {json.dumps(key)}; "
                       "document.querySelector('form[action=\"/console/login\"]').submit(); true")
@@ -180,19 +214,84 @@ def main():
         page.open(f"{base}/console")
         page.wait_for("document.querySelector('table.overview') !== null")
         time.sleep(0.5)
-        shot = page.call("Page.captureScreenshot", format="png")
-        os.makedirs(os.path.dirname(os.path.abspath(screenshot)), exist_ok=True)
-        with open(screenshot, "wb") as handle:
-            handle.write(base64.b64decode(shot["data"]))
-        print("screenshot:", screenshot)
+        screenshot(page, shot_path)
         return 0 if after < before else 1
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        shutil.rmtree(profile, ignore_errors=True)
+        close(process, profile)
+
+
+def shop(arguments):
+    """The reference shop's console: the overview's map (every service and stream drawn, read
+    edges carrying rates, some moving under load) and chart, a saga's waterfall (one bar per
+    message), a dead-letter group; a screenshot of each."""
+    import argparse
+    parser = argparse.ArgumentParser(prog="console-browser-test.py --shop")
+    parser.add_argument("base")
+    parser.add_argument("folder")
+    parser.add_argument("--services", required=True)
+    parser.add_argument("--streams", required=True)
+    parser.add_argument("--command", required=True)
+    parser.add_argument("--steps", type=int, required=True)
+    parser.add_argument("--dead-service", required=True)
+    parser.add_argument("--dead-type", required=True)
+    options = parser.parse_args(arguments)
+    services = sorted(options.services.split(","))
+    streams = sorted(options.streams.split(","))
+    failures = []
+    process, page, profile = launch()
+    try:
+        page.open(f"{options.base}/console")
+        page.wait_for("document.querySelector('svg.map') !== null")
+        # Under load the map's read edges show a rate above zero within a few refreshes.
+        moving = page.wait_for(
+            "[...document.querySelectorAll('svg.map path.edge')].filter(e => parseFloat(e.dataset.rate) > 0).length", 40)
+        drawn = page.evaluate("JSON.stringify({"
+                              "services: [...document.querySelectorAll('svg.map .node.service')].map(n => n.dataset.name).sort(),"
+                              "streams: [...document.querySelectorAll('svg.map .node.stream')].map(n => n.dataset.name).sort(),"
+                              "reads: [...document.querySelectorAll('svg.map text.label')].map(t => t.textContent),"
+                              "series: document.querySelectorAll('svg.throughput .series').length,"
+                              "rate: [...document.querySelectorAll('.rate')].map(r => r.textContent)})")
+        drawn = json.loads(drawn)
+        print("map services:", drawn["services"])
+        print("map streams:", drawn["streams"])
+        print("edges moving:", moving, "labels:", drawn["reads"][:6], "chart series:", drawn["series"], "rates:", drawn["rate"])
+        if drawn["services"] != services:
+            failures.append(f"map services {drawn['services']} != {services}")
+        if drawn["streams"] != streams:
+            failures.append(f"map streams {drawn['streams']} != {streams}")
+        import re
+        labelled = [label for label in drawn["reads"] if re.search(r"\d+(\.\d)?/s · lag \d+", label)]
+        if not labelled:
+            failures.append("no read edge carries a rate and a lag")
+        if drawn["series"] < 1:
+            failures.append("the throughput chart has no series")
+        screenshot(page, os.path.join(options.folder, "console-overview-map.png"), full=True)
+
+        page.open(f"{options.base}/console/commands/{options.command}")
+        page.wait_for("document.querySelector('svg.waterfall') !== null")
+        bars = page.evaluate("document.querySelectorAll('svg.waterfall g.bar').length")
+        hops = page.evaluate("document.querySelectorAll('svg.waterfall rect.hop').length")
+        slowest = page.evaluate("document.querySelectorAll('svg.waterfall rect.hop.slowest').length")
+        print("waterfall bars:", bars, "hops:", hops, "slowest marked:", slowest)
+        if bars != options.steps:
+            failures.append(f"the waterfall has {bars} bars for {options.steps} messages")
+        if slowest != 1:
+            failures.append(f"{slowest} hops marked slowest (want 1)")
+        screenshot(page, os.path.join(options.folder, "console-saga-waterfall.png"), full=True)
+
+        page.open(f"{options.base}/console/dead/{options.dead_service}?type={options.dead_type}")
+        count = page.wait_for("document.getElementById('dead-total') && document.getElementById('dead-total').textContent")
+        groups = page.evaluate("[...document.querySelectorAll('table tbody tr')].map(r => r.textContent.trim()).slice(0, 3)")
+        print("dead letters:", count, "groups:", groups)
+        if int(count) < 1:
+            failures.append("no dead letters shown")
+        screenshot(page, os.path.join(options.folder, "console-dead-group.png"), full=True)
+    finally:
+        close(process, profile)
+    for failure in failures:
+        print("FAIL:", failure)
+    print("shop console: " + ("ok" if not failures else f"{len(failures)} failure(s)"))
+    return 0 if not failures else 1
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
-// Console: the web console at /console, mounted on the gateway: overview (live), a service's dead
-// letters (groups, filters, one letter, replay and purge), a command with its saga timeline. It
-// reads through the same SystemStatus, DeadLetterSet and SagaTrace as the CLI, with the
-// operator's Redis and Postgres URLs (not the gateway's restricted user).
+// Console: the web console at /console, mounted on the gateway: overview (live: topology map,
+// throughput chart, table), a service's dead letters (groups, filters, one letter, replay and
+// purge), a command with its saga as a waterfall. It reads through the same SystemStatus,
+// DeadLetterSet and SagaTrace as the CLI, with the operator's Redis and Postgres URLs (not the
+// gateway's restricted user), and samples the system every few seconds into ConsoleHistory.
 
 import Choreo
 import Foundation
@@ -19,7 +20,11 @@ public final class Console: GatewayExtension, Sendable {
     let redis: RedisClient
     let postgresURL: String
     let handles: @Sendable (String, String) -> Bool
-    let previous = Mutex<SystemStatus?>(nil)
+    /// Recent snapshots (the sampler's and the pages'), for rates and the chart.
+    let history = Mutex(ConsoleHistory())
+    let sampling = Mutex(false)
+    /// How often the background sampler takes a snapshot.
+    static let sampleInterval = Duration.seconds(5)
 
     /// A console reading `topology`'s streams with the operator's `redisURL` and inboxes with
     /// `postgresURL`; `handles(service, type)` tells the trace which types a service handles.
@@ -35,6 +40,7 @@ public final class Console: GatewayExtension, Sendable {
 
     public func registerPublic(on router: Router<BasicRequestContext>, gateway: Gateway) {
         let authority = ConsoleAuthority(keyring: gateway.configuration.keys)
+        startSampling()
         registerAssets(on: router)
         registerSession(on: router, authority: authority)
         registerOverview(on: router, authority: authority, gateway: gateway)
@@ -79,11 +85,12 @@ public final class Console: GatewayExtension, Sendable {
     {
         router.get("/console") { request, _ in
             guard let session = authority.session(request) else { return Self.redirect("/console/login") }
-            return Self.html(ConsolePages.overview(try await self.status(gateway), session: session))
+            let status = try await self.status(gateway)
+            return Self.html(ConsolePages.overview(self.view(status), session: session))
         }
         router.get("/console/fragment") { request, _ in
             guard authority.session(request) != nil else { return Self.html("", status: .unauthorized) }
-            return Self.html(ConsolePages.overviewFragment(try await self.status(gateway)))
+            return Self.html(ConsolePages.overviewFragment(self.view(try await self.status(gateway))))
         }
         router.get("/console/status.json") { request, _ in
             guard authority.session(request) != nil else { return Self.html("", status: .unauthorized) }
@@ -201,16 +208,45 @@ public final class Console: GatewayExtension, Sendable {
         }
     }
 
-    func status(_ gateway: Gateway) async throws -> SystemStatus {
+    /// A fresh snapshot, its rates measured against the newest sample at least a second old
+    /// (so they are right on a first paint); kept in the history when the newest is a few
+    /// seconds old.
+    func status(_ gateway: Gateway?) async throws -> SystemStatus {
         let topology = self.topology
-        let last = previous.withLock { $0 }
+        let baseline = history.withLock { $0.baseline(before: Envelope.nowMilliseconds()) }
         var status = try await redis.withConnection { redis in
-            try SystemStatus.collect(topology: topology, redis: redis, previous: last)
+            try SystemStatus.collect(topology: topology, redis: redis, previous: baseline)
         }
-        status.gateway = await gateway.store.ping() ? "gateway ready" : "gateway cannot reach Redis"
+        if let gateway { status.gateway = await gateway.store.ping() ? "gateway ready" : "gateway cannot reach Redis" }
         let current = status
-        previous.withLock { $0 = current }
+        history.withLock { history in
+            if current.at - (history.newest ?? 0) >= 2000 { history.add(current) }
+        }
         return status
+    }
+
+    /// What the overview draws: the snapshot, the topology and the history.
+    func view(_ status: SystemStatus) -> ConsolePages.OverviewView {
+        ConsolePages.OverviewView(status: status, topology: topology, history: history.withLock { $0 })
+    }
+
+    /// Starts the background sampler once: a snapshot every ``sampleInterval`` while the
+    /// console exists, so the chart has the last minutes and rates have a baseline.
+    func startSampling() {
+        let started = sampling.withLock { started in
+            defer { started = true }
+            return started
+        }
+        guard !started else { return }
+        Task.detached { [weak self] in
+            while !Task.isCancelled {
+                do {
+                    guard let console = self else { return }
+                    _ = try? await console.status(nil)
+                }
+                try? await Task.sleep(for: Self.sampleInterval)
+            }
+        }
     }
 
     func service(_ context: BasicRequestContext) throws -> ServiceDefinition {

@@ -79,11 +79,21 @@ enum ConsolePages {
             """)
     }
 
-    /// The overview's live part (also served alone for the page's refresh).
-    static func overviewFragment(_ status: SystemStatus) -> String {
+    /// What the overview shows: a snapshot, the topology it maps, the recent history.
+    struct OverviewView {
+        let status: SystemStatus
+        let topology: Topology
+        let history: ConsoleHistory
+    }
+
+    /// The overview's live part (also served alone for the page's refresh): the summary, the
+    /// topology map, the throughput chart and the table.
+    static func overviewFragment(_ view: OverviewView) -> String {
+        let status = view.status
         var rows = ""
         for service in status.services {
-            let rate = service.streams.compactMap(\.perSecond).reduce(0, +)
+            let rates = service.streams.compactMap(\.perSecond)
+            let rate = rates.reduce(0, +)
             let problem = !service.problems.isEmpty
             for (index, stream) in service.streams.enumerated() {
                 let live = stream.consumers.filter(\.live).count
@@ -97,24 +107,31 @@ enum ConsolePages {
                         """
                 }
                 rows += """
-                    <td>\(escape(stream.stream))</td><td class="num">\(stream.lag.map(String.init) ?? "?")</td>
+                    <td>\(escape(ConsoleMap.display(stream.stream)))</td><td class="num">\(stream.lag.map(String.init) ?? "?")</td>
                     <td class="num">\(stream.pending)</td><td class="num">\(stream.oldestPendingMs.map { "\($0 / 1000)s" } ?? "–")</td>
                     <td>\(live) live\(gone > 0 ? ", \(gone) gone" : "")</td>
                     """
                 if index == 0 {
                     let span = service.streams.count
+                    let shown = rates.isEmpty ? "measuring" : ConsoleMap.rate(rate)
                     rows += """
                         <td rowspan="\(span)" class="num"><a class="dead-count" data-service="\(escape(service.name))" href="/console/dead/\(urlPart(service.name))">\(service.deadLetters)</a>\(service.newDeadLetters > 0 ? " <span class=\"problem\">+\(service.newDeadLetters)</span>" : "")</td>
                         <td rowspan="\(span)" class="num scheduled" data-service="\(escape(service.name))">\(escape(scheduled(service, now: status.at)))</td>
-                        <td rowspan="\(span)"><span class="rate" data-service="\(escape(service.name))" data-rate="\(String(format: "%.1f", rate))">\(String(format: "%.0f", rate))/s</span><svg class="spark" data-service="\(escape(service.name))" viewBox="0 0 120 24" preserveAspectRatio="none"></svg></td>
+                        <td rowspan="\(span)"><span class="rate" data-service="\(escape(service.name))" data-rate="\(rates.isEmpty ? "" : String(format: "%.1f", rate))">\(shown)</span>\(ConsoleChart.spark(view.history.serviceRates(service.name), service: service.name))</td>
                         """
                 }
                 rows += "</tr>\n"
             }
         }
         let problems = status.problems
+        let series = view.topology.services.map { (name: $0.name, points: view.history.serviceRates($0.name)) }
         return """
             <p class="summary \(problems.isEmpty ? "good" : "bad")">\(problems.isEmpty ? "No problems" : "\(problems.count) problem(s)") · \(escape(status.gateway ?? "")) · updated \(escape(isoTime(status.at)))</p>
+            <h2>Throughput, last \(ConsoleHistory.window / 60_000) minutes</h2>
+            \(ConsoleChart.svg(series, now: status.at, window: ConsoleHistory.window))
+            <details class="map" open><summary>Topology map: \(view.topology.services.count) services, \(ConsoleMap.streams(view.topology).count) streams</summary>
+            <div class="map-scroll">\(ConsoleMap.svg(topology: view.topology, status: status, history: view.history))</div></details>
+            <h2>Services</h2>
             <div class="scroll"><table class="overview">
             <thead><tr><th>Service</th><th>Processes</th><th>Stream</th><th>Lag</th><th>Pending</th><th>Oldest</th><th>Consumers</th><th>Dead</th><th>Scheduled</th><th>Throughput</th></tr></thead>
             <tbody>\(rows)</tbody></table></div>
@@ -129,12 +146,12 @@ enum ConsolePages {
         return "\(count), next \(seconds <= 0 ? "due now" : "in \(seconds) s")"
     }
 
-    static func overview(_ status: SystemStatus, session: ConsoleSession) -> String {
+    static func overview(_ view: OverviewView, session: ConsoleSession) -> String {
         layout(
             "Overview", session: session,
             """
             <h1>Overview</h1>
-            <div id="live" data-refresh="/console/fragment">\(overviewFragment(status))</div>
+            <div id="live" data-refresh="/console/fragment">\(overviewFragment(view))</div>
             """)
     }
 
@@ -255,6 +272,22 @@ enum ConsolePages {
             """)
     }
 
+    /// JSON text pretty-printed and wrapped; longer than a few lines, folded behind a summary.
+    static func folded(_ text: String, what: String) -> String {
+        var shown = text
+        if let object = try? JSONSerialization.jsonObject(with: Data(text.utf8), options: [.fragmentsAllowed]),
+            let pretty = try? JSONSerialization.data(
+                withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .fragmentsAllowed])
+        {
+            shown = String(decoding: pretty, as: UTF8.self)
+        }
+        let lines = shown.split(separator: "\n", omittingEmptySubsequences: false).count
+        guard lines > 12 || shown.count > 600 else { return "<pre class=\"wrap\">\(escape(shown))</pre>" }
+        return """
+            <details class="fold"><summary>\(escape(what)): \(text.utf8.count) bytes, \(lines) lines (show)</summary><pre class="wrap">\(escape(shown))</pre></details>
+            """
+    }
+
     static func command(_ id: String, trace: SagaTrace, session: ConsoleSession) -> String {
         var head = "<p>No command record for this id (expired, or a correlation id).</p>"
         if let command = trace.command {
@@ -264,7 +297,7 @@ enum ConsolePages {
                 <tr><th>Status</th><td class="status-\(escape(command["status"] ?? ""))">\(escape(command["status"] ?? ""))</td></tr>
                 <tr><th>Submitted</th><td>\(escape(command["submittedAt"].flatMap { Int64($0) }.map(isoTime) ?? ""))</td></tr>
                 <tr><th>Completed</th><td>\(escape(command["completedAt"].flatMap { Int64($0) }.map(isoTime) ?? "–"))</td></tr>
-                \(command["result"].map { "<tr><th>Result</th><td><pre>\(escape($0))</pre></td></tr>" } ?? "")
+                \(command["result"].map { "<tr><th>Result</th><td>\(folded($0, what: "result"))</td></tr>" } ?? "")
                 \(command["error"].map { "<tr><th>Error</th><td class=\"error\">\(escape($0))</td></tr>" } ?? "")
                 </table>
                 """
@@ -298,6 +331,8 @@ enum ConsolePages {
             <h1>Command <code>\(escape(id))</code></h1>
             \(head)
             <h2>Saga</h2>
+            \(ConsoleWaterfall.svg(trace))
+            <h2>Messages</h2>
             <ol class="timeline">\(items.isEmpty ? "<li>No messages with this correlation id in the streams.</li>" : items)</ol>
             """)
     }
