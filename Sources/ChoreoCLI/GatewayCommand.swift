@@ -33,6 +33,10 @@ struct GatewayCommand: AsyncParsableCommand {
         help:
             "Send every submission through the router instead of answering valid ones on the event loop (same responses, slower)."
     ) var noFastSubmit = false
+    @Flag(
+        help:
+            "Park long-waits (GET /v1/commands/{id}?wait=N) in the router instead of on the connection (same responses, more memory per waiter)."
+    ) var noFastWait = false
     @Option(help: "Per-API-key rate limit shared by all gateways, e.g. 100/s,burst=50 (env CHOREO_RATE_LIMIT).")
     var rateLimit: String? = ProcessInfo.processInfo.environment["CHOREO_RATE_LIMIT"]
 
@@ -57,6 +61,7 @@ struct GatewayCommand: AsyncParsableCommand {
         configuration.idleTimeout = idleTimeout
         configuration.requireLiveWorker = !queueWithoutWorkers
         configuration.fastSubmit = !noFastSubmit
+        configuration.fastLongWait = !noFastWait
         configuration.backpressure = !noBackpressure
         if let problem = configuration.problems().first { throw ValidationError(problem) }
         do {

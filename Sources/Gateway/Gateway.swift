@@ -125,14 +125,18 @@ public final class Gateway: Sendable {
     /// at the channel level (``GatewayConfiguration/fastSubmit``) unless a tracer is bootstrapped.
     public func application() -> some ApplicationProtocol {
         let routes = SubmitRoutes(topology: topology)
-        let fast = configuration.fastSubmit && !routes.isEmpty && InstrumentationSystem.tracer is NoOpTracer
+        let untraced = InstrumentationSystem.tracer is NoOpTracer
+        let fast = configuration.fastSubmit && !routes.isEmpty && untraced
+        // Long-waits parked on the connection (a server span per request needs the router).
+        let fastWait = configuration.fastLongWait && untraced
         let idle = TimeAmount.nanoseconds(Int64(configuration.idleTimeout * 1_000_000_000))
         return Application(
             router: router(),
             server: .http1(
                 configuration: .init(
                     additionalChannelHandlers: [IdleConnectionHandler(timeout: idle)]
-                        + (fast ? [SubmitFastPath(gateway: self, routes: routes)] : []))),
+                        + (fast ? [SubmitFastPath(gateway: self, routes: routes)] : [])
+                        + (fastWait ? [LongWaitFastPath(gateway: self)] : []))),
             configuration: .init(
                 address: .hostname(configuration.host, port: configuration.port), serverName: Self.serverName,
                 backlog: configuration.backlog),

@@ -29,6 +29,11 @@ public struct GatewayConfiguration: Sendable, Equatable {
     /// it only applies without a tracer (spans need the router's middleware) and is what gets
     /// submit near the rate of a bare route. Off sends every request through the router.
     public var fastSubmit: Bool = true
+    /// Whether long-waits on `GET /v1/commands/{id}` are parked on the connection (see
+    /// `LongWaitFastPath`: a callback and a timer, no task) instead of in the router, where a
+    /// parked request holds its whole async call chain. The responses are the same; without a
+    /// tracer only. Off parks every long-wait in the router.
+    public var fastLongWait: Bool = true
 
     /// Seconds a keep-alive connection may carry nothing before the gateway closes it (a
     /// connection with a request in hand, such as a parked long-wait, is never idle). Keeps

@@ -1,5 +1,7 @@
 // ResultWaiters: long-waiting requests parked by command id, woken by one Redis connection that
-// tails choreo.results. A waiter costs a continuation, not a connection or a thread.
+// tails choreo.results. A waiter costs a continuation or a callback, not a connection or a
+// thread; the channel-level long-wait (LongWaitFastPath) parks callbacks, so a parked request
+// holds no Swift-concurrency task at all.
 
 import Choreo
 import Foundation
@@ -10,11 +12,11 @@ import Synchronization
 
 /// Parks waiters by command id and wakes them when a result for that id lands.
 public final class ResultWaiters: ServiceLifecycle.Service, Sendable {
-    /// A parked request: its continuation, and the task that re-checks the status and then
-    /// sleeps until the deadline (cancelled as soon as the waiter is woken, so an answered
-    /// long-wait holds no sleeping task for the rest of its timeout).
+    /// A parked request: how to wake it, and for an async waiter the task that re-checks the
+    /// status and then sleeps until the deadline (cancelled as soon as the waiter is woken, so
+    /// an answered long-wait holds no sleeping task for the rest of its timeout).
     private struct Waiter: Sendable {
-        var continuation: CheckedContinuation<Bool, Never>
+        var resume: @Sendable (Bool) -> Void
         var timer: Task<Void, Never>?
     }
 
@@ -46,7 +48,9 @@ public final class ResultWaiters: ServiceLifecycle.Service, Sendable {
         }
         guard running.withLock({ $0 }) else { return false }
         return await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
-            waiters.withLock { $0[id, default: [:]][token] = Waiter(continuation: continuation) }
+            waiters.withLock {
+                $0[id, default: [:]][token] = Waiter(resume: { continuation.resume(returning: $0) })
+            }
             let timer = Task {
                 if await afterRegistering() {
                     self.resume(id: id, token: token, with: true)
@@ -75,7 +79,34 @@ public final class ResultWaiters: ServiceLifecycle.Service, Sendable {
             return found
         }
         waiter?.timer?.cancel()
-        waiter?.continuation.resume(returning: value)
+        waiter?.resume(value)
+    }
+
+    /// Parks `wake` for callers outside Swift concurrency (a channel handler): it is called
+    /// once, on the results tail's thread (it must not block), with true when a result for `id`
+    /// lands and false at shutdown; never after ``unpark(_:token:)``. Returns the token to
+    /// unpark with, or nil when the registry no longer parks (shutting down).
+    public func park(_ id: String, wake: @escaping @Sendable (Bool) -> Void) -> UInt64? {
+        let token = counter.withLock { value -> UInt64 in
+            value += 1
+            return value
+        }
+        guard running.withLock({ $0 }) else { return nil }
+        waiters.withLock { $0[id, default: [:]][token] = Waiter(resume: wake) }
+        // A shutdown that began meanwhile has woken everything parked before this one.
+        if !running.withLock({ $0 }), unpark(id, token: token) { return nil }
+        return token
+    }
+
+    /// Removes a parked callback without calling it (its request was answered otherwise, or its
+    /// connection closed); true when it was still parked.
+    @discardableResult
+    public func unpark(_ id: String, token: UInt64) -> Bool {
+        waiters.withLock { map -> Bool in
+            let found = map[id]?.removeValue(forKey: token)
+            if map[id]?.isEmpty == true { map[id] = nil }
+            return found != nil
+        }
     }
 
     /// Wakes every waiter of `id`.
@@ -83,7 +114,7 @@ public final class ResultWaiters: ServiceLifecycle.Service, Sendable {
         let woken = waiters.withLock { $0.removeValue(forKey: id) } ?? [:]
         for waiter in woken.values {
             waiter.timer?.cancel()
-            waiter.continuation.resume(returning: true)
+            waiter.resume(true)
         }
     }
 
@@ -95,7 +126,7 @@ public final class ResultWaiters: ServiceLifecycle.Service, Sendable {
         }
         for waiter in all {
             waiter.timer?.cancel()
-            waiter.continuation.resume(returning: false)
+            waiter.resume(false)
         }
     }
 

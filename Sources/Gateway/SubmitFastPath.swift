@@ -40,13 +40,10 @@ final class SubmitFastPath: ChannelDuplexHandler, RemovableChannelHandler {
     private var state = State.idle
     /// Requests handed to the router and not yet answered (their response `end` not written).
     private var unanswered = 0
-    /// Parts that arrived while a taken request was being submitted.
-    private var held = CircularBuffer<HTTPRequestPart>()
-    /// Events that arrived while a taken request was being submitted (e.g. the client's
-    /// half-close, or quiescing): the router's connection handler would end the connection on
-    /// them before the 202 is written.
-    private var heldEvents: [Any] = []
-    private var readDeferred = false
+    /// Parts, events (e.g. the client's half-close, or quiescing: the router's connection
+    /// handler would end the connection on them before the 202 is written) and a read that came
+    /// while a taken request was being submitted.
+    private var held = HeldInput()
     private var quiescing = false
 
     init(gateway: Gateway, routes: SubmitRoutes) {
@@ -58,13 +55,9 @@ final class SubmitFastPath: ChannelDuplexHandler, RemovableChannelHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let part = unwrapInboundIn(data)
-        if case .submitting = state {
-            held.append(part)
-        } else if !held.isEmpty {
-            held.append(part)
-        } else {
-            handle(part, context: context)
-        }
+        var busy = false
+        if case .submitting = state { busy = true }
+        if !held.hold(part, busy: busy) { handle(part, context: context) }
     }
 
     private func handle(_ part: HTTPRequestPart, context: ChannelHandlerContext) {
@@ -235,27 +228,21 @@ final class SubmitFastPath: ChannelDuplexHandler, RemovableChannelHandler {
         // Parts passed on outside a read cycle need their own read-complete, which is when the
         // router's channel delivers them.
         var passed = readComplete
-        while let part = held.popFirst() {
+        while let part = held.nextPart() {
             handle(part, context: context)
             passed = true
             if case .submitting = state { break }
         }
         if passed { context.fireChannelReadComplete() }
         if case .submitting = state { return }
-        let events = heldEvents
-        heldEvents.removeAll()
-        for event in events { context.fireUserInboundEventTriggered(event) }
-        if readDeferred {
-            readDeferred = false
-            context.read()
-        }
+        held.takeRest().deliver(context: context)
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         // Quiescing (graceful shutdown): take no new request; answer the one in hand.
         if event is ChannelShouldQuiesceEvent { quiescing = true }
         if case .submitting = state {
-            heldEvents.append(event)
+            held.events.append(event)
         } else {
             context.fireUserInboundEventTriggered(event)
         }
@@ -270,7 +257,7 @@ final class SubmitFastPath: ChannelDuplexHandler, RemovableChannelHandler {
 
     func read(context: ChannelHandlerContext) {
         if case .submitting = state {
-            readDeferred = true
+            held.readDeferred = true
         } else {
             context.read()
         }
