@@ -1,8 +1,10 @@
 // ConsoleWaterfall: a command's saga as a waterfall, rendered on the server as SVG. One bar per
 // message, from its publish (or, for a delayed message, its due time) to its last handling; in it
-// one segment per handling service, from the publish to that service's commit, labelled with the
-// service and the milliseconds, and the slowest hop of the saga marked, so the slow step is
-// obvious at a glance.
+// one segment per handling service, from the publish to that service's inbox timestamp (when its
+// transaction began: the queueing and the read), labelled with the service and the milliseconds,
+// and the slowest hop of the saga marked, so the slow step is obvious at a glance. The gap from a
+// segment's end to the next message's publish is the handler's transaction and the outbox
+// publish.
 
 import Foundation
 import Operations
@@ -63,7 +65,7 @@ enum ConsoleWaterfall {
                 let fitsRight = x(at) + 150 <= labelWidth + plotWidth
                 let fitsLeft = x(published) - 150 >= labelWidth
                 row += """
-                    <rect class="hop \(escape(outcome))\(isSlowest ? " slowest" : "")" data-service="\(escape(handling.service))" data-ms="\(ms)" x="\(f(x(published)))" y="\(f(top))" width="\(f(max(2, x(at) - x(published))))" height="10"><title>\(escape(handling.service)) \(escape(handling.outcome)) after \(ms) ms\(handling.error.map { ": " + escape(String($0.prefix(200))) } ?? "")</title></rect>
+                    <rect class="hop \(escape(outcome))\(isSlowest ? " slowest" : "")" data-service="\(escape(handling.service))" data-ms="\(ms)" x="\(f(x(published)))" y="\(f(top))" width="\(f(max(2, x(at) - x(published))))" height="10"><title>\(escape(handling.service)) \(escape(handling.outcome))\(handling.outcome == "handled" ? ": its transaction began" : "") \(ms) ms after the publish\(handling.error.map { ": " + escape(String($0.prefix(200))) } ?? "")</title></rect>
                     <text class="hop-label" x="\(f(fitsRight ? x(at) + 4 : fitsLeft ? x(published) - 4 : labelWidth + plotWidth - 4))" y="\(f(top + 9))" text-anchor="\(fitsRight ? "start" : "end")">\(escape(handling.service)) \(escape(handling.outcome == "handled" ? "" : handling.outcome + " "))\(ms) ms\(isSlowest ? " (slowest)" : "")</text>
 
                     """
