@@ -8,7 +8,9 @@ Accepts POST /v1/traces (protobuf, optionally gzip), decodes each ExportTraceSer
 the `opentelemetry-proto` package (PyPI) and appends one JSON line per span to --out: trace_id,
 span_id, parent_span_id (hex), name, kind, service (the resource's service.name), resource and
 span attributes, start and end (unix ns). --port 0 picks a free port; --port-file receives it.
-Answers 200 with an empty ExportTraceServiceResponse; anything else is 404 or 400. With
+Answers 200 with an empty ExportTraceServiceResponse; anything else is 404 or 400. POST
+/v1/metrics is decoded too: with --metrics-out, one JSON line per metric (name, kind, service,
+data points), else accepted and dropped. With
 --fail-first N the first N requests are answered 503 (a collector that is down, then back).
 With --discard requests are answered without decoding (a collector elsewhere, for benchmarks:
 the receiver then costs this machine almost nothing) and only counted, on --out at exit.
@@ -21,6 +23,7 @@ import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
 KINDS = {0: "unspecified", 1: "internal", 2: "server", 3: "client", 4: "producer", 5: "consumer"}
@@ -51,6 +54,7 @@ def main():
     parser.add_argument("--out", required=True)
     parser.add_argument("--fail-first", type=int, default=0)
     parser.add_argument("--discard", action="store_true")
+    parser.add_argument("--metrics-out")
     arguments = parser.parse_args()
     lock = threading.Lock()
     state = {"failures_left": arguments.fail_first, "requests": 0}
@@ -68,9 +72,34 @@ def main():
             self.end_headers()
             self.wfile.write(body)
 
+        def metrics(self, body):
+            if self.headers.get("Content-Encoding") == "gzip":
+                body = gzip.decompress(body)
+            request = metrics_service_pb2.ExportMetricsServiceRequest()
+            try:
+                request.ParseFromString(body)
+            except Exception as error:
+                return self.reply(400, f"cannot decode ExportMetricsServiceRequest: {error}".encode(), "text/plain")
+            lines = []
+            for resource_metrics in request.resource_metrics:
+                resource = attributes(resource_metrics.resource.attributes)
+                for scope_metrics in resource_metrics.scope_metrics:
+                    for metric in scope_metrics.metrics:
+                        kind = metric.WhichOneof("data")
+                        points = len(getattr(metric, kind).data_points) if kind else 0
+                        lines.append(json.dumps({"metric": metric.name, "kind": kind, "points": points,
+                                                 "service": resource.get("service.name")}, sort_keys=True))
+            if arguments.metrics_out:
+                with lock, open(arguments.metrics_out, "a") as out:
+                    for line in lines:
+                        out.write(line + "\n")
+            self.reply(200, metrics_service_pb2.ExportMetricsServiceResponse().SerializeToString())
+
         def do_POST(self):
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length)
+            if self.path == "/v1/metrics":
+                return self.metrics(body)
             if self.path != "/v1/traces":
                 return self.reply(404, b"not found", "text/plain")
             with lock:

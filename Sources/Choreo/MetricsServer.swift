@@ -5,6 +5,7 @@ import Foundation
 import Logging
 import Metrics
 import Prometheus
+import Synchronization
 
 /// Serves `GET /metrics` in the Prometheus text format from a registry (and `GET /healthz`), one
 /// request at a time.
@@ -48,7 +49,23 @@ public final class MetricsServer: Sendable {
         public let description: String
     }
 
-    /// The process-wide registry, installed as the swift-metrics backend on first use.
+    /// Backends beside the Prometheus registry, and whether the metrics system is bootstrapped.
+    private static let backends = Mutex<(extra: [any MetricsFactory], bootstrapped: Bool)>(([], false))
+
+    /// Adds a metrics backend beside the Prometheus registry (e.g. OTLP export): every metric
+    /// goes to both. Only before the first metric is made (call it at process start); false when
+    /// that is too late.
+    @discardableResult
+    public static func addBackend(_ factory: any MetricsFactory) -> Bool {
+        backends.withLock { state in
+            guard !state.bootstrapped else { return false }
+            state.extra.append(factory)
+            return true
+        }
+    }
+
+    /// The process-wide registry, installed as the swift-metrics backend on first use (with
+    /// any backend added by ``addBackend(_:)`` beside it).
     public static let sharedRegistry: PrometheusCollectorRegistry = {
         let registry = PrometheusCollectorRegistry()
         var factory = PrometheusMetricsFactory(registry: registry)
@@ -57,7 +74,11 @@ public final class MetricsServer: Sendable {
             .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100),
             .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(2), .seconds(5), .seconds(10),
         ]
-        MetricsSystem.bootstrap(factory)
+        let extra = backends.withLock { state -> [any MetricsFactory] in
+            state.bootstrapped = true
+            return state.extra
+        }
+        MetricsSystem.bootstrap(extra.isEmpty ? factory : MultiplexMetricsHandler(factories: [factory] + extra))
         return registry
     }()
 

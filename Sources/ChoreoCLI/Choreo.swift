@@ -48,17 +48,17 @@ func bootstrapLogging() {
 }
 
 /// Starts the process's tracer, once: OTLP/HTTP export when the OTEL_* variables ask for it
-/// (``OTLPTracing/isRequested(in:)``; spans named for `serviceName`), else JSON log lines when
+/// (``OTLPExport/isRequested(in:)``; spans named for `serviceName`), else JSON log lines when
 /// CHOREO_TRACE=log, else none (the no-tracer fast path). The OTLP exporter is returned: shut
 /// it down before the process exits so its last spans are sent.
-func startTracing(serviceName: String) throws -> OTLPTracing? {
+func startTracing(serviceName: String) throws -> OTLPExport? {
     let environment = ProcessInfo.processInfo.environment
-    guard OTLPTracing.isRequested(in: environment) else {
+    guard OTLPExport.isRequested(in: environment) else {
         LogTracer.bootstrapFromEnvironment(environment)
         return nil
     }
     do {
-        return try OTLPTracing.bootstrap(
+        return try OTLPExport.bootstrap(
             serviceName: serviceName, instanceID: "\(ProcessInfo.processInfo.hostName)-\(getpid())",
             environment: environment)
     } catch {

@@ -12,9 +12,15 @@ import Synchronization
 /// Counts dropped spans and failed exports, and logs them at a bounded rate.
 struct ExportDiagnostics: LogHandler {
     /// Spans lost before reaching a collector: the batch queue was full, or their batch failed.
-    static let droppedSpans = Counter(label: "choreo_trace_spans_dropped_total")
+    static let droppedSpans: Counter = {
+        _ = MetricsServer.sharedRegistry  // the metrics system first, so the counter reaches it
+        return Counter(label: "choreo_trace_spans_dropped_total")
+    }()
     /// Export requests that failed (collector down, refused, timed out).
-    static let failedExports = Counter(label: "choreo_trace_export_failures_total")
+    static let failedExports: Counter = {
+        _ = MetricsServer.sharedRegistry
+        return Counter(label: "choreo_trace_export_failures_total")
+    }()
 
     /// What was counted since the last line written.
     struct Pending {

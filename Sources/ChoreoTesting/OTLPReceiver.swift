@@ -26,18 +26,21 @@ public struct OTLPReceiver: Sendable {
     /// Its base URL, the value for `OTEL_EXPORTER_OTLP_ENDPOINT`.
     public let endpoint: String
     let output: String
+    let metricsOutput: String
 
     /// Starts a receiver and waits until it listens.
     public static func start() async throws -> OTLPReceiver {
         let name = TestEnvironment.uniqueName("otlp")
         let output = TestEnvironment.workDirectory + "/\(name).jsonl"
         let portFile = TestEnvironment.workDirectory + "/\(name).port"
+        let metricsOutput = TestEnvironment.workDirectory + "/\(name).metrics.jsonl"
         FileManager.default.createFile(atPath: output, contents: nil)
+        FileManager.default.createFile(atPath: metricsOutput, contents: nil)
         let pid = try ChildProcess.spawn(
             "/usr/bin/env",
             [
                 "python3", TestEnvironment.repositoryRoot + "/ops/otlp-receiver.py", "--port", "0", "--port-file",
-                portFile, "--out", output,
+                portFile, "--out", output, "--metrics-out", metricsOutput,
             ])
         ChildReaper.register(pid)
         let port = try await eventuallyValue("the OTLP receiver to listen (needs opentelemetry-proto)", timeout: 30) {
@@ -45,7 +48,7 @@ public struct OTLPReceiver: Sendable {
             guard let text = try? String(contentsOfFile: portFile, encoding: .utf8) else { return nil }
             return Int(text)
         }
-        return OTLPReceiver(endpoint: "http://127.0.0.1:\(port)", output: output)
+        return OTLPReceiver(endpoint: "http://127.0.0.1:\(port)", output: output, metricsOutput: metricsOutput)
     }
 
     /// Every span received so far.
@@ -63,6 +66,17 @@ public struct OTLPReceiver: Sendable {
                 parentSpanID: object["parent_span_id"] as? String ?? "", name: object["name"] as? String ?? "",
                 kind: object["kind"] as? String ?? "", service: object["service"] as? String ?? "",
                 attributes: texts("attributes"), resource: texts("resource"))
+        }
+    }
+
+    /// Every metric received so far: its name and the resource's `service.name`.
+    public func metrics() throws -> [(name: String, service: String)] {
+        let text = try String(contentsOfFile: metricsOutput, encoding: .utf8)
+        return text.split(separator: "\n").compactMap { line in
+            guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+                let name = object["metric"] as? String
+            else { return nil }
+            return (name, object["service"] as? String ?? "")
         }
     }
 

@@ -27,13 +27,14 @@ struct LongWaitFastPathTests {
         let gateway = try Gateway(topology: probe.topology, configuration: configuration)
         gateway.start()
         defer { gateway.stop() }
+        try await eventually("the gateway's first readings", timeout: 60) { gateway.hasFreshReadings }
         try await gateway.application().test(.live) { client in
             try await body(try #require(client.port), probe, gateway, [("Authorization", "Bearer \(Self.alice)")])
         }
     }
 
     static func submit(_ port: Int, _ probe: ProbeHarness, key: String = alice, value: Int) async throws -> String {
-        let connection = try RawHTTPConnection(port: port)
+        let connection = try RawHTTPConnection(port: port, timeout: 60)
         try await connection.send(
             RawHTTPConnection.request(
                 "POST", "/v1/\(probe.name)/records",
@@ -54,7 +55,7 @@ struct LongWaitFastPathTests {
         try await Self.live { port, probe, gateway, auth in
             // Parked, then woken when the worker commits: 200 with the final status.
             let id = try await Self.submit(port, probe, value: 1)
-            let waiter = try RawHTTPConnection(port: port, timeout: 30)
+            let waiter = try RawHTTPConnection(port: port, timeout: 60)
             try await waiter.send(RawHTTPConnection.request("GET", "/v1/commands/\(id)?wait=20", headers: auth))
             try await eventually("the long-wait parked", timeout: 60) { gateway.waiters.count == 1 }
             let worker = try probe.startWorker()
@@ -67,7 +68,7 @@ struct LongWaitFastPathTests {
             // Not finished within its wait: 202 with the current status, after the wait.
             let pending = try await Self.submit(port, probe, value: 2)
             let started = Date()
-            let slow = try RawHTTPConnection(port: port, timeout: 30)
+            let slow = try RawHTTPConnection(port: port, timeout: 60)
             try await slow.send(
                 RawHTTPConnection.request(
                     "GET", "/v1/commands/\(pending)", headers: auth + [("Prefer", "respond-async, wait=1")]))
@@ -79,25 +80,25 @@ struct LongWaitFastPathTests {
 
             // Another principal's command is not parked: 404 long before the wait would end.
             let strangerStarted = Date()
-            let stranger = try RawHTTPConnection(port: port, timeout: 30)
+            let stranger = try RawHTTPConnection(port: port, timeout: 60)
             try await stranger.send(
                 RawHTTPConnection.request(
                     "GET", "/v1/commands/\(pending)?wait=60", headers: [("Authorization", "Bearer \(Self.bob)")]))
             #expect(try await stranger.response().status == 404)
             #expect(Date().timeIntervalSince(strangerStarted) < 30)
             // No key: 401 from the router, not parked.
-            let anonymous = try RawHTTPConnection(port: port)
+            let anonymous = try RawHTTPConnection(port: port, timeout: 60)
             try await anonymous.send(RawHTTPConnection.request("GET", "/v1/commands/\(pending)?wait=60"))
             #expect(try await anonymous.response().status == 401)
             // A malformed wait: the router's 400 problem.
-            let malformed = try RawHTTPConnection(port: port)
+            let malformed = try RawHTTPConnection(port: port, timeout: 60)
             try await malformed.send(
                 RawHTTPConnection.request("GET", "/v1/commands/\(pending)?wait=soon", headers: auth))
             #expect(try await malformed.response().status == 400)
 
             // Pipelined: a parked long-wait, then a plain poll on the same connection; the poll
             // is answered after the long-wait, in order.
-            let pipelined = try RawHTTPConnection(port: port, timeout: 30)
+            let pipelined = try RawHTTPConnection(port: port, timeout: 60)
             try await pipelined.send(
                 RawHTTPConnection.request("GET", "/v1/commands/\(pending)?wait=1", headers: auth)
                     + RawHTTPConnection.request("GET", "/v1/commands/\(id)", headers: auth))
@@ -114,7 +115,7 @@ struct LongWaitFastPathTests {
             let id = try await Self.submit(port, probe, value: 3)
             var connections: [RawHTTPConnection] = []
             for _ in 0..<20 {
-                let connection = try RawHTTPConnection(port: port, timeout: 30)
+                let connection = try RawHTTPConnection(port: port, timeout: 60)
                 try await connection.send(RawHTTPConnection.request("GET", "/v1/commands/\(id)?wait=60", headers: auth))
                 connections.append(connection)
             }

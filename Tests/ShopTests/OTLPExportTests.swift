@@ -107,6 +107,31 @@ struct OTLPExportTests {
         try await system.stop()
     }
 
+    @Test("OTEL_METRICS_EXPORTER=otlp: the gateway and the workers send their metrics too; /metrics stays")
+    func metricsOverOTLP() async throws {
+        let receiver = try await OTLPReceiver.start()
+        var variables = Self.variables(endpoint: receiver.endpoint)
+        variables["OTEL_METRICS_EXPORTER"] = "otlp"
+        variables["OTEL_METRIC_EXPORT_INTERVAL"] = "500"
+        let system = try await ShopSystem.start(
+            redisURL: try TestEnvironment.redisDatabase(12), ownDatabase: true, extraEnvironment: variables)
+        let client = ShopClient(base: system.base)
+        let user = try await ShopTests.user(client, funds: 10_000)
+        let widget = try await ShopTests.product(client, price: 250, stock: 5)
+        let outcome = try await client.run("/v1/orders", ShopTests.order(user, [(widget, 1)]))
+        #expect(outcome.status == "succeeded", "\(outcome.reply.body)")
+        try await eventually("the gateway's and the services' metrics at the receiver", timeout: 30) {
+            let metrics = try receiver.metrics()
+            return metrics.contains { $0.name == "choreo_gateway_requests_total" && $0.service == "gateway" }
+                && ["orders", "inventory", "payments"].allSatisfy { service in
+                    metrics.contains { $0.name == "choreo_messages_total" && $0.service == service }
+                }
+        }
+        // The Prometheus scrape is unchanged.
+        #expect(try await client.get("/metrics").body.contains("choreo_gateway_requests_total"))
+        try await system.stop()
+    }
+
     @Test("collector down: orders still succeed; the failed exports and dropped spans are counted")
     func collectorDown() async throws {
         let closed = try freePort()
@@ -130,17 +155,24 @@ struct OTLPExportTests {
 
     @Test("export switches on only with the standard variables, and off with OTEL_SDK_DISABLED or none")
     func whenExportIsOn() {
-        #expect(!OTLPTracing.isRequested(in: [:]))
-        #expect(!OTLPTracing.isRequested(in: ["OTEL_EXPORTER_OTLP_ENDPOINT": ""]))
-        #expect(OTLPTracing.isRequested(in: ["OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318"]))
-        #expect(OTLPTracing.isRequested(in: ["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://c:4318/v1/traces"]))
-        #expect(OTLPTracing.isRequested(in: ["OTEL_TRACES_EXPORTER": "otlp"]))
+        #expect(!OTLPExport.isRequested(in: [:]))
+        #expect(!OTLPExport.isRequested(in: ["OTEL_EXPORTER_OTLP_ENDPOINT": ""]))
+        #expect(OTLPExport.isRequested(in: ["OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318"]))
+        #expect(OTLPExport.isRequested(in: ["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://c:4318/v1/traces"]))
+        #expect(OTLPExport.isRequested(in: ["OTEL_TRACES_EXPORTER": "otlp"]))
         #expect(
-            !OTLPTracing.isRequested(in: ["OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318", "OTEL_SDK_DISABLED": "true"]))
+            !OTLPExport.isRequested(in: ["OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318", "OTEL_SDK_DISABLED": "true"]))
         #expect(
-            !OTLPTracing.isRequested(in: [
+            !OTLPExport.isRequested(in: [
                 "OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318", "OTEL_TRACES_EXPORTER": "none",
             ]))
+        // Metrics follow only when asked for, and only with export on.
+        #expect(!OTLPExport.metricsRequested(in: ["OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318"]))
+        #expect(
+            OTLPExport.metricsRequested(in: [
+                "OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318", "OTEL_METRICS_EXPORTER": "otlp",
+            ]))
+        #expect(!OTLPExport.metricsRequested(in: ["OTEL_METRICS_EXPORTER": "otlp"]))
     }
 
     @Test("OTLP over gRPC (not built) stops the process at start with the reason, before it serves")

@@ -1,11 +1,13 @@
-// OTLPTracing: span export over OTLP/HTTP (protobuf) for one gateway or worker process, with
-// swift-otel's tracer, batch span processor and exporter. Responsible for deciding from the
-// standard OTEL_* variables whether to export at all, naming the process's service, running the
-// exporter's background work beside a process whose main thread is not async, counting the spans
-// it drops (queue full or collector unreachable) and flushing on shutdown. The runtime and the
+// OTLPExport: span (and, on request, metric) export over OTLP/HTTP (protobuf) for one gateway or
+// worker process, with swift-otel's tracer, batch span processor, metrics reader and exporters.
+// Responsible for deciding from the standard OTEL_* variables whether to export at all, naming
+// the process's service, running the exporters' background work beside a process whose main
+// thread is not async, counting the spans it drops (queue full or collector unreachable) and
+// flushing on shutdown. Metrics go to OTLP beside the Prometheus scrape, never instead of it. The runtime and the
 // gateway only speak the swift-distributed-tracing API; this module is what a process links to
 // send their spans to Jaeger, Tempo, Honeycomb or an OpenTelemetry Collector.
 
+import Choreo
 import Dispatch
 import Foundation
 import Logging
@@ -15,17 +17,17 @@ import ServiceLifecycle
 import Synchronization
 import Tracing
 
-/// The process's OTLP span export: bootstrapped once, running in the background, flushed by
-/// ``shutdown(timeout:)``.
+/// The process's OTLP export (spans; metrics too with `OTEL_METRICS_EXPORTER=otlp`):
+/// bootstrapped once, running in the background, flushed by ``shutdown(timeout:)``.
 ///
 /// ```swift
-/// if OTLPTracing.isRequested() {
-///     let tracing = try OTLPTracing.bootstrap(serviceName: "orders")
+/// if OTLPExport.isRequested() {
+///     let tracing = try OTLPExport.bootstrap(serviceName: "orders")
 ///     defer { tracing.shutdown(timeout: .seconds(5)) }
 ///     // run the worker
 /// }
 /// ```
-public final class OTLPTracing: Sendable {
+public final class OTLPExport: Sendable {
     /// The variables that switch export on: an OTLP endpoint for traces.
     public static let endpointVariables = ["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"]
 
@@ -39,6 +41,15 @@ public final class OTLPTracing: Sendable {
         if exporter == "none" { return false }
         if exporter == "otlp" || environment["CHOREO_TRACE"] == "otlp" { return true }
         return endpointVariables.contains { !(environment[$0] ?? "").isEmpty }
+    }
+
+    /// Whether `environment` asks for metrics over OTLP too (`OTEL_METRICS_EXPORTER=otlp`, with
+    /// span export on): every metric then also goes to the collector, every
+    /// `OTEL_METRIC_EXPORT_INTERVAL` (60 s by default); `/metrics` stays.
+    public static func metricsRequested(in environment: [String: String] = ProcessInfo.processInfo.environment)
+        -> Bool
+    {
+        isRequested(in: environment) && environment["OTEL_METRICS_EXPORTER"]?.lowercased() == "otlp"
     }
 
     /// The problems with `environment` that make export impossible here (this build has the
@@ -65,8 +76,8 @@ public final class OTLPTracing: Sendable {
     public static func bootstrap(
         serviceName: String, instanceID: String? = nil,
         environment: [String: String] = ProcessInfo.processInfo.environment
-    ) throws -> OTLPTracing {
-        if let problem = problems(in: environment).first { throw OTLPTracingError(description: problem) }
+    ) throws -> OTLPExport {
+        if let problem = problems(in: environment).first { throw OTLPExportError(description: problem) }
         var configuration = OTel.Configuration.default
         configuration.serviceName = serviceName
         configuration.resourceAttributes["service.namespace"] = "choreo"
@@ -78,10 +89,26 @@ public final class OTLPTracing: Sendable {
         configuration.diagnosticLogLevel = .warning
         configuration.diagnosticLogger = .custom(
             Logger(label: "choreo.otel") { label in ExportDiagnostics(label: label) })
-        let service = try OTel.bootstrap(configuration: configuration, environment: environment)
-        let group = ServiceGroup(
-            configuration: .init(services: [service], logger: Logger(label: "choreo.otel")))
-        let tracing = OTLPTracing(group: group)
+        var services: [any ServiceLifecycle.Service] = [
+            try OTel.bootstrap(configuration: configuration, environment: environment)
+        ]
+        if metricsRequested(in: environment) {
+            var metrics = configuration
+            metrics.traces.enabled = false
+            metrics.metrics.enabled = true
+            metrics.metrics.exporter = .otlp
+            metrics.metrics.otlpExporter.protocol = .httpProtobuf
+            let backend = try OTel.makeMetricsBackend(configuration: metrics)
+            guard MetricsServer.addBackend(backend.factory) else {
+                throw OTLPExportError(description: "metrics over OTLP must be set up before the first metric is made")
+            }
+            // Bootstrap the metrics system now: a worker without a metrics port never touches
+            // the registry otherwise, and its metrics would go nowhere.
+            _ = MetricsServer.sharedRegistry
+            services.append(backend.service)
+        }
+        let group = ServiceGroup(configuration: .init(services: services, logger: Logger(label: "choreo.otel")))
+        let tracing = OTLPExport(group: group)
         tracing.start()
         return tracing
     }
@@ -120,7 +147,7 @@ public final class OTLPTracing: Sendable {
 }
 
 /// Export cannot start as configured.
-public struct OTLPTracingError: Error, CustomStringConvertible {
+public struct OTLPExportError: Error, CustomStringConvertible {
     /// What is wrong, and what to set instead.
     public var description: String
 }
