@@ -72,14 +72,23 @@ def main():
             self.end_headers()
             self.wfile.write(body)
 
-        def metrics(self, body):
+        def decode(self, body, message):
+            """`message` parsed from the (maybe gzipped) body, or None after answering 400: a
+            malformed request is the sender's bug, and the answer says so."""
             if self.headers.get("Content-Encoding") == "gzip":
                 body = gzip.decompress(body)
-            request = metrics_service_pb2.ExportMetricsServiceRequest()
             try:
-                request.ParseFromString(body)
+                message.ParseFromString(body)
+                return message
             except Exception as error:
-                return self.reply(400, f"cannot decode ExportMetricsServiceRequest: {error}".encode(), "text/plain")
+                name = type(message).__name__
+                self.reply(400, f"cannot decode {name}: {error}".encode(), "text/plain")
+                return None
+
+        def metrics(self, body):
+            request = self.decode(body, metrics_service_pb2.ExportMetricsServiceRequest())
+            if request is None:
+                return
             lines = []
             for resource_metrics in request.resource_metrics:
                 resource = attributes(resource_metrics.resource.attributes)
@@ -111,13 +120,9 @@ def main():
                 with lock:
                     state["bytes"] = state.get("bytes", 0) + len(body)
                 return self.reply(200, b"")
-            if self.headers.get("Content-Encoding") == "gzip":
-                body = gzip.decompress(body)
-            request = trace_service_pb2.ExportTraceServiceRequest()
-            try:
-                request.ParseFromString(body)
-            except Exception as error:  # a malformed request is the sender's bug: say so
-                return self.reply(400, f"cannot decode ExportTraceServiceRequest: {error}".encode(), "text/plain")
+            request = self.decode(body, trace_service_pb2.ExportTraceServiceRequest())
+            if request is None:
+                return
             lines = []
             for resource_spans in request.resource_spans:
                 resource = attributes(resource_spans.resource.attributes)

@@ -26,12 +26,13 @@ enum ConsoleChart {
             let points = entry.points.filter { now - $0.at <= window }
             let colour = "c\(index % colours)"
             if points.count >= 2 {
-                let coordinates = points.map { "\(fmt(x($0.at))),\(fmt(y($0.perSecond)))" }.joined(separator: " ")
+                let coordinates = points.map { "\(svgNumber(x($0.at))),\(svgNumber(y($0.perSecond)))" }.joined(
+                    separator: " ")
                 lines +=
                     "<polyline class=\"series \(colour)\" data-service=\"\(escape(entry.name))\" points=\"\(coordinates)\"><title>\(escape(entry.name))</title></polyline>\n"
             } else if let point = points.first {
                 lines +=
-                    "<circle class=\"series \(colour)\" data-service=\"\(escape(entry.name))\" cx=\"\(fmt(x(point.at)))\" cy=\"\(fmt(y(point.perSecond)))\" r=\"2\"></circle>\n"
+                    "<circle class=\"series \(colour)\" data-service=\"\(escape(entry.name))\" cx=\"\(svgNumber(x(point.at)))\" cy=\"\(svgNumber(y(point.perSecond)))\" r=\"2\"></circle>\n"
             }
             let latest = points.last.map { ConsoleMap.rate($0.perSecond) } ?? "–/s"
             legend +=
@@ -42,16 +43,16 @@ enum ConsoleChart {
         for step in 0...2 {
             let value = top * Double(step) / 2
             grid +=
-                "<line class=\"grid\" x1=\"\(fmt(plot.left))\" x2=\"\(fmt(width - plot.right))\" y1=\"\(fmt(y(value)))\" y2=\"\(fmt(y(value)))\"></line><text class=\"axis\" x=\"\(fmt(plot.left - 4))\" y=\"\(fmt(y(value) + 4))\" text-anchor=\"end\">\(escape(ConsoleMap.rate(value)))</text>"
+                "<line class=\"grid\" x1=\"\(svgNumber(plot.left))\" x2=\"\(svgNumber(width - plot.right))\" y1=\"\(svgNumber(y(value)))\" y2=\"\(svgNumber(y(value)))\"></line><text class=\"axis\" x=\"\(svgNumber(plot.left - 4))\" y=\"\(svgNumber(y(value) + 4))\" text-anchor=\"end\">\(escape(ConsoleMap.rate(value)))</text>"
         }
         grid +=
-            "<text class=\"axis\" x=\"\(fmt(plot.left))\" y=\"\(fmt(height - 6))\">\(minutes) min ago</text><text class=\"axis\" x=\"\(fmt(width - plot.right))\" y=\"\(fmt(height - 6))\" text-anchor=\"end\">now</text>"
+            "<text class=\"axis\" x=\"\(svgNumber(plot.left))\" y=\"\(svgNumber(height - 6))\">\(minutes) min ago</text><text class=\"axis\" x=\"\(svgNumber(width - plot.right))\" y=\"\(svgNumber(height - 6))\" text-anchor=\"end\">now</text>"
         let empty =
             series.allSatisfy { $0.points.count < 2 }
-            ? "<text class=\"axis\" x=\"\(fmt(plot.left + 8))\" y=\"\(fmt(plot.top + 20))\">measuring: a point every 5 s</text>"
+            ? "<text class=\"axis\" x=\"\(svgNumber(plot.left + 8))\" y=\"\(svgNumber(plot.top + 20))\">measuring: a point every 5 s</text>"
             : ""
         return """
-            <div class="chart"><svg class="throughput" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 \(fmt(width)) \(fmt(height))" role="img" aria-label="Messages read per second by service, last \(minutes) minutes">
+            <div class="chart"><svg class="throughput" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 \(svgNumber(width)) \(svgNumber(height))" role="img" aria-label="Messages read per second by service, last \(minutes) minutes">
             \(grid)\(empty)
             \(lines)</svg>
             <p class="legends">\(legend)</p></div>
@@ -63,7 +64,7 @@ enum ConsoleChart {
         let recent = Array(points.suffix(60))
         let peak = max(1, recent.map(\.perSecond).max() ?? 0)
         let coordinates = recent.enumerated().map { index, point in
-            "\(fmt(Double(index) / Double(max(1, recent.count - 1)) * 120)),\(fmt(23 - point.perSecond / peak * 22))"
+            "\(svgNumber(Double(index) / Double(max(1, recent.count - 1)) * 120)),\(svgNumber(23 - point.perSecond / peak * 22))"
         }.joined(separator: " ")
         return
             "<svg class=\"spark\" data-service=\"\(escape(service))\" viewBox=\"0 0 120 24\" preserveAspectRatio=\"none\">\(recent.count >= 2 ? "<polyline points=\"\(coordinates)\"></polyline>" : "")</svg>"
@@ -76,5 +77,4 @@ enum ConsoleChart {
         return 10 * power
     }
 
-    static func fmt(_ value: Double) -> String { ConsoleMap.format(value) }
 }

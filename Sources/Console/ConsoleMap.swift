@@ -82,10 +82,13 @@ enum ConsoleMap {
     /// The map as an SVG element.
     static func svg(topology: Topology, status: SystemStatus, history: ConsoleHistory, lagLimit: Int = 1000) -> String {
         let streams = streams(topology)
+        // What each stream's writers add per second, read once per render.
+        var added: [String: Double] = [:]
+        for stream in streams { added[stream] = history.streamRates(stream).last?.perSecond }
         var edges: [Edge] = []
         for stream in streams {
             let writers = writers(of: stream, topology)
-            let added = history.streamRates(stream).last?.perSecond
+            let added = added[stream]
             for writer in writers {
                 edges.append(
                     Edge(
@@ -153,25 +156,25 @@ enum ConsoleMap {
             let bend = (end.x - start.x) / 2
             let thickness = 1.2 + min(3.5, log10(1 + (edge.rate ?? 0)))
             paths += """
-                <path class="edge\(edge.bad ? " bad" : "")" data-from="\(escape(String(edge.from.dropFirst(2))))" data-to="\(escape(String(edge.to.dropFirst(2))))" data-rate="\(edge.rate.map { String(format: "%.1f", $0) } ?? "")" stroke-width="\(format(thickness))" d="M\(format(start.x)),\(format(start.y)) C\(format(start.x + bend)),\(format(start.y)) \(format(end.x - bend)),\(format(end.y)) \(format(end.x)),\(format(end.y))"><title>\(escape(display(String(edge.from.dropFirst(2))))) → \(escape(display(String(edge.to.dropFirst(2))))): \(escape(edge.label))</title></path>
+                <path class="edge\(edge.bad ? " bad" : "")" data-from="\(escape(String(edge.from.dropFirst(2))))" data-to="\(escape(String(edge.to.dropFirst(2))))" data-rate="\(edge.rate.map { String(format: "%.1f", $0) } ?? "")" stroke-width="\(svgNumber(thickness))" d="M\(svgNumber(start.x)),\(svgNumber(start.y)) C\(svgNumber(start.x + bend)),\(svgNumber(start.y)) \(svgNumber(end.x - bend)),\(svgNumber(end.y)) \(svgNumber(end.x)),\(svgNumber(end.y))"><title>\(escape(display(String(edge.from.dropFirst(2))))) → \(escape(display(String(edge.to.dropFirst(2))))): \(escape(edge.label))</title></path>
 
                 """
             guard !edge.label.isEmpty else { continue }
             let at = edge.labelAtSource ? start : end
             labels += """
-                <text class="label\(edge.bad ? " bad" : "")" x="\(format(at.x + (edge.labelAtSource ? 5 : -5)))" y="\(format(at.y + 4))" text-anchor="\(edge.labelAtSource ? "start" : "end")">\(escape(edge.label))</text>
+                <text class="label\(edge.bad ? " bad" : "")" x="\(svgNumber(at.x + (edge.labelAtSource ? 5 : -5)))" y="\(svgNumber(at.y + 4))" text-anchor="\(edge.labelAtSource ? "start" : "end")">\(escape(edge.label))</text>
 
                 """
         }
         var boxes = ""
         for id in order {
             guard let node = nodes[id] else { continue }
-            boxes += box(node, topology: topology, status: status, history: history)
+            boxes += box(node, status: status, added: added)
         }
         let height = bottom + 4
         return """
-            <svg class="map" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 \(format(width)) \(format(height))" width="\(format(width))" height="\(format(height))" role="img" aria-label="Topology map: \(topology.services.count) services, \(streams.count) streams">
-            <text class="heading" x="\(format(columns.writer))" y="16">writers</text><text class="heading" x="\(format(columns.stream))" y="16">streams · added/s · length</text><text class="heading" x="\(format(columns.stream + widths.stream + 6))" y="16">read/s · lag</text><text class="heading" x="\(format(columns.service))" y="16">services</text>
+            <svg class="map" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 \(svgNumber(width)) \(svgNumber(height))" width="\(svgNumber(width))" height="\(svgNumber(height))" role="img" aria-label="Topology map: \(topology.services.count) services, \(streams.count) streams">
+            <text class="heading" x="\(svgNumber(columns.writer))" y="16">writers</text><text class="heading" x="\(svgNumber(columns.stream))" y="16">streams · added/s · length</text><text class="heading" x="\(svgNumber(columns.stream + widths.stream + 6))" y="16">read/s · lag</text><text class="heading" x="\(svgNumber(columns.service))" y="16">services</text>
             <g class="edges">
             \(paths)</g>
             \(boxes)
@@ -182,27 +185,26 @@ enum ConsoleMap {
     }
 
     /// One node: a rounded box with its name and numbers, a link for a service.
-    static func box(_ node: Node, topology: Topology, status: SystemStatus, history: ConsoleHistory) -> String {
+    static func box(_ node: Node, status: SystemStatus, added: [String: Double]) -> String {
         let name = String(node.id.dropFirst(2))
-        let x = format(node.x)
-        let y = format(node.y)
+        let x = svgNumber(node.x)
+        let y = svgNumber(node.y)
         let rect =
-            "<rect x=\"\(x)\" y=\"\(y)\" width=\"\(format(node.width))\" height=\"\(format(node.height))\" rx=\"5\"></rect>"
-        let line1 = format(node.y + 13)
-        let line2 = format(node.y + 26)
-        let line3 = format(node.y + 39)
-        let textX = format(node.x + 7)
+            "<rect x=\"\(x)\" y=\"\(y)\" width=\"\(svgNumber(node.width))\" height=\"\(svgNumber(node.height))\" rx=\"5\"></rect>"
+        let line1 = svgNumber(node.y + 13)
+        let line2 = svgNumber(node.y + 26)
+        let line3 = svgNumber(node.y + 39)
+        let textX = svgNumber(node.x + 7)
         switch node.kind {
         case .writer:
             return """
-                <g class="node writer" data-name="\(escape(name))">\(rect)<text x="\(textX)" y="\(format(node.y + node.height / 2 + 4))">\(escape(name))</text></g>
+                <g class="node writer" data-name="\(escape(name))">\(rect)<text x="\(textX)" y="\(svgNumber(node.y + node.height / 2 + 4))">\(escape(name))</text></g>
 
                 """
         case .stream:
             let length = status.services.lazy.compactMap { $0.streams.first { $0.stream == name }?.length }.first
-            let added = history.streamRates(name).last?.perSecond
             return """
-                <g class="node stream" data-name="\(escape(name))">\(rect)<text class="name" x="\(textX)" y="\(line1)">\(escape(display(name)))</text><text class="numbers" x="\(textX)" y="\(line2)">\(escape(rate(added))) · length \(length.map(String.init) ?? "?")</text></g>
+                <g class="node stream" data-name="\(escape(name))">\(rect)<text class="name" x="\(textX)" y="\(line1)">\(escape(display(name)))</text><text class="numbers" x="\(textX)" y="\(line2)">\(escape(rate(added[name]))) · length \(length.map(String.init) ?? "?")</text></g>
 
                 """
         case .service:
@@ -211,13 +213,9 @@ enum ConsoleMap {
             let dead = state?.deadLetters ?? 0
             let processes = state.map { "\($0.liveProcesses)/\($0.processes.count) live" } ?? "not seen"
             return """
-                <g class="node service\(problems.isEmpty ? "" : " bad")" data-name="\(escape(name))" data-dead="\(dead)"><title>\(escape(problems.isEmpty ? "\(name): no problems" : problems.joined(separator: "\n")))</title>\(rect)<text class="name" x="\(textX)" y="\(line1)">\(escape(name))</text><text class="numbers" x="\(textX)" y="\(line2)">\(escape(processes))</text><a href="/console/dead/\(urlPart(name))"><text class="dead\(dead > 0 ? " bad" : "")" x="\(textX)" y="\(line3)">\(dead) dead</text></a>\(problems.isEmpty ? "" : "<text class=\"flag\" x=\"\(format(node.x + node.width - 8))\" y=\"\(line1)\" text-anchor=\"end\">\(problems.count) problem\(problems.count == 1 ? "" : "s")</text>")</g>
+                <g class="node service\(problems.isEmpty ? "" : " bad")" data-name="\(escape(name))" data-dead="\(dead)"><title>\(escape(problems.isEmpty ? "\(name): no problems" : problems.joined(separator: "\n")))</title>\(rect)<text class="name" x="\(textX)" y="\(line1)">\(escape(name))</text><text class="numbers" x="\(textX)" y="\(line2)">\(escape(processes))</text><a href="/console/dead/\(urlPart(name))"><text class="dead\(dead > 0 ? " bad" : "")" x="\(textX)" y="\(line3)">\(dead) dead</text></a>\(problems.isEmpty ? "" : "<text class=\"flag\" x=\"\(svgNumber(node.x + node.width - 8))\" y=\"\(line1)\" text-anchor=\"end\">\(problems.count) problem\(problems.count == 1 ? "" : "s")</text>")</g>
 
                 """
         }
-    }
-
-    static func format(_ value: Double) -> String {
-        value == value.rounded() ? String(Int(value)) : String(format: "%.1f", value)
     }
 }

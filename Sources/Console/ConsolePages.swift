@@ -23,6 +23,11 @@ func escape(_ text: String) -> String {
     return out
 }
 
+/// A coordinate or length as SVG writes it: whole numbers bare, others to one decimal.
+func svgNumber(_ value: Double) -> String {
+    value == value.rounded() ? String(Int(value)) : String(format: "%.1f", value)
+}
+
 /// Percent-encoding for a path segment or query value.
 func urlPart(_ text: String) -> String {
     text.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: "-._~"))) ?? text

@@ -43,15 +43,15 @@ enum ConsoleWaterfall {
             let last = timed.compactMap(\.at).max() ?? published
             var row = """
                 <g class="bar" data-type="\(escape(step.type))" data-id="\(escape(step.id))" data-stream="\(escape(step.stream))">
-                <rect class="track" x="\(f(labelWidth))" y="\(f(y))" width="\(f(plotWidth))" height="\(f(height))"></rect>
-                <text class="row-label" x="4" y="\(f(y + 14))">\(escape(step.type))\(step.replays > 0 ? " (replay \(step.replays))" : "")</text>
-                <text class="row-sub" x="4" y="\(f(y + 27))">\(escape(ConsoleMap.display(step.stream))) · +\(published - start) ms</text>
-                <rect class="span" x="\(f(x(published)))" y="\(f(y + 6))" width="\(f(max(2, x(last) - x(published))))" height="6"><title>\(escape(step.type)): published +\(published - start) ms, last handled +\(last - start) ms</title></rect>
+                <rect class="track" x="\(svgNumber(labelWidth))" y="\(svgNumber(y))" width="\(svgNumber(plotWidth))" height="\(svgNumber(height))"></rect>
+                <text class="row-label" x="4" y="\(svgNumber(y + 14))">\(escape(step.type))\(step.replays > 0 ? " (replay \(step.replays))" : "")</text>
+                <text class="row-sub" x="4" y="\(svgNumber(y + 27))">\(escape(ConsoleMap.display(step.stream))) · +\(published - start) ms</text>
+                <rect class="span" x="\(svgNumber(x(published)))" y="\(svgNumber(y + 6))" width="\(svgNumber(max(2, x(last) - x(published))))" height="6"><title>\(escape(step.type)): published +\(published - start) ms, last handled +\(last - start) ms</title></rect>
 
                 """
             if let due = step.due, due > step.at {
                 row += """
-                    <line class="tick" x1="\(f(x(step.at)))" x2="\(f(x(due)))" y1="\(f(y + 9))" y2="\(f(y + 9))" stroke-dasharray="3 3"><title>scheduled at +\(step.at - start) ms, due +\(due - start) ms</title></line>
+                    <line class="tick" x1="\(svgNumber(x(step.at)))" x2="\(svgNumber(x(due)))" y1="\(svgNumber(y + 9))" y2="\(svgNumber(y + 9))" stroke-dasharray="3 3"><title>scheduled at +\(step.at - start) ms, due +\(due - start) ms</title></line>
 
                     """
             }
@@ -65,15 +65,15 @@ enum ConsoleWaterfall {
                 let fitsRight = x(at) + 150 <= labelWidth + plotWidth
                 let fitsLeft = x(published) - 150 >= labelWidth
                 row += """
-                    <rect class="hop \(escape(outcome))\(isSlowest ? " slowest" : "")" data-service="\(escape(handling.service))" data-ms="\(ms)" x="\(f(x(published)))" y="\(f(top))" width="\(f(max(2, x(at) - x(published))))" height="10"><title>\(escape(handling.service)) \(escape(handling.outcome))\(handling.outcome == "handled" ? ": its transaction began" : "") \(ms) ms after the publish\(handling.error.map { ": " + escape(String($0.prefix(200))) } ?? "")</title></rect>
-                    <text class="hop-label" x="\(f(fitsRight ? x(at) + 4 : fitsLeft ? x(published) - 4 : labelWidth + plotWidth - 4))" y="\(f(top + 9))" text-anchor="\(fitsRight ? "start" : "end")">\(escape(handling.service)) \(escape(handling.outcome == "handled" ? "" : handling.outcome + " "))\(ms) ms\(isSlowest ? " (slowest)" : "")</text>
+                    <rect class="hop \(escape(outcome))\(isSlowest ? " slowest" : "")" data-service="\(escape(handling.service))" data-ms="\(ms)" x="\(svgNumber(x(published)))" y="\(svgNumber(top))" width="\(svgNumber(max(2, x(at) - x(published))))" height="10"><title>\(escape(handling.service)) \(escape(handling.outcome))\(handling.outcome == "handled" ? ": its transaction began" : "") \(ms) ms after the publish\(handling.error.map { ": " + escape(String($0.prefix(200))) } ?? "")</title></rect>
+                    <text class="hop-label" x="\(svgNumber(fitsRight ? x(at) + 4 : fitsLeft ? x(published) - 4 : labelWidth + plotWidth - 4))" y="\(svgNumber(top + 9))" text-anchor="\(fitsRight ? "start" : "end")">\(escape(handling.service)) \(escape(handling.outcome == "handled" ? "" : handling.outcome + " "))\(ms) ms\(isSlowest ? " (slowest)" : "")</text>
 
                     """
             }
             if !untimed.isEmpty {
                 let text = untimed.map { "\($0.service): \($0.outcome)" }.joined(separator: ", ")
                 row += """
-                    <text class="row-sub" x="4" y="\(f(y + 40))">\(escape(text))</text>
+                    <text class="row-sub" x="4" y="\(svgNumber(y + 40))">\(escape(text))</text>
 
                     """
             }
@@ -84,16 +84,15 @@ enum ConsoleWaterfall {
         for step in 0...4 {
             let at = start + Int64(span * Double(step) / 4)
             ticks += """
-                <line class="tick" x1="\(f(x(at)))" x2="\(f(x(at)))" y1="\(f(headHeight - 4))" y2="\(f(y))"></line><text class="axis" x="\(f(x(at)))" y="14" text-anchor="\(step == 0 ? "start" : step == 4 ? "end" : "middle")">+\(at - start) ms</text>
+                <line class="tick" x1="\(svgNumber(x(at)))" x2="\(svgNumber(x(at)))" y1="\(svgNumber(headHeight - 4))" y2="\(svgNumber(y))"></line><text class="axis" x="\(svgNumber(x(at)))" y="14" text-anchor="\(step == 0 ? "start" : step == 4 ? "end" : "middle")">+\(at - start) ms</text>
                 """
         }
         let width = labelWidth + plotWidth + 8
         return """
-            <div class="waterfall-scroll"><svg class="waterfall" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 \(f(width)) \(f(y))" width="\(f(width))" height="\(f(y))" role="img" aria-label="Saga waterfall: \(trace.steps.count) messages over \(end - start) ms">
+            <div class="waterfall-scroll"><svg class="waterfall" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 \(svgNumber(width)) \(svgNumber(y))" width="\(svgNumber(width))" height="\(svgNumber(y))" role="img" aria-label="Saga waterfall: \(trace.steps.count) messages over \(end - start) ms">
             \(ticks)
             \(rows)</svg></div>
             """
     }
 
-    static func f(_ value: Double) -> String { ConsoleMap.format(value) }
 }

@@ -320,21 +320,35 @@ public final class Gateway: Sendable {
         json(record.status.isTerminal ? .ok : .accepted, record.json)
     }
 
-    /// `Prefer: wait=N` (RFC 7240) or `?wait=N`, capped.
+    /// `Prefer: wait=N` (RFC 7240) or `?wait=N` (the query wins), capped.
     static func waitSeconds(_ request: Request, cap: Double) throws -> Double {
-        var text: String?
-        if let prefer = request.headers[.prefer] {
-            for part in prefer.split(separator: ",") {
-                let pair = part.trimmingCharacters(in: .whitespaces).split(separator: "=", maxSplits: 1)
-                if pair.count == 2, pair[0].lowercased() == "wait" { text = String(pair[1]) }
-            }
+        guard
+            let text = request.uri.queryParameters.get("wait")
+                ?? preferWait(request.headers[.prefer]).wait.map(String.init)
+        else {
+            return 0
         }
-        if let query = request.uri.queryParameters.get("wait") { text = query }
-        guard let text else { return 0 }
-        guard let seconds = Double(text), seconds >= 0, seconds.isFinite else {
+        guard let seconds = waitValue(text) else {
             throw Problem.badRequest("wait must be a non-negative number of seconds (got '\(text)')")
         }
         return min(seconds, cap)
+    }
+
+    /// The `wait` of a `Prefer` header (the last one given), and the header's other preferences.
+    static func preferWait(_ header: String?) -> (wait: Substring?, others: [Substring]) {
+        var wait: Substring?
+        var others: [Substring] = []
+        for part in (header ?? "").split(separator: ",") {
+            let pair = part.trimmingCharacters(in: .whitespaces).split(separator: "=", maxSplits: 1)
+            if pair.count == 2, pair[0].lowercased() == "wait" { wait = pair[1] } else { others.append(part) }
+        }
+        return (wait, others)
+    }
+
+    /// A wait's seconds, nil when the text is not a non-negative finite number.
+    static func waitValue<Text: StringProtocol>(_ text: Text) -> Double? {
+        guard let seconds = Double(text), seconds >= 0, seconds.isFinite else { return nil }
+        return seconds
     }
 
     /// The request's W3C traceparent when well-formed, else a new one.

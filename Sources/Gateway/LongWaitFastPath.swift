@@ -77,22 +77,15 @@ final class LongWaitFastPath: ChannelDuplexHandler, RemovableChannelHandler {
         }
         let id = path.dropFirst("/v1/commands/".count)
         guard !id.isEmpty, id.count <= 64, !id.contains("/"), !id.contains("%") else { return nil }
-        // The wait, as the router reads it: `?wait=` wins over `Prefer: wait=`.
-        var text: Substring?
-        var prefer: [Substring] = []
-        for part in (head.headerFields[.prefer] ?? "").split(separator: ",") {
-            let pair = part.trimmingCharacters(in: .whitespaces).split(separator: "=", maxSplits: 1)
-            if pair.count == 2, pair[0].lowercased() == "wait" {
-                text = pair[1]
-            } else {
-                prefer.append(part)
-            }
-        }
+        // The wait, as the router reads it (`?wait=` wins over `Prefer: wait=`); a malformed
+        // or zero one is the router's to answer.
+        let (preferred, prefer) = Gateway.preferWait(head.headerFields[.prefer])
+        var text = preferred
         var kept: [Substring] = []
         for item in query.split(separator: "&", omittingEmptySubsequences: false) {
             if item.hasPrefix("wait=") { text = item.dropFirst(5) } else if !item.isEmpty { kept.append(item) }
         }
-        guard let text, let seconds = Double(text), seconds > 0, seconds.isFinite else { return nil }
+        guard let text, let seconds = Gateway.waitValue(text), seconds > 0 else { return nil }
         var key: APIKey?
         if configuration.keys.isEnabled {
             guard configuration.rateLimit == nil,
