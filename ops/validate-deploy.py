@@ -49,12 +49,21 @@ def topology():
         data = yaml.safe_load(handle)
     defaults = data.get("defaults", {})
     services = {}
-    for name, spec in (data.get("services") or {}).items():
+    declared = data.get("services") or {}
+
+    def keys(stream):
+        # A partitioned events stream (`events: {partitions: N}`) is N streams, one per partition.
+        owner, _, kind = stream.rpartition(".")
+        count = int((((declared.get(owner) or {}).get("events") or {}).get("partitions") or 1)) if kind == "events" else 1
+        key = stream_key(stream)
+        return [key.replace("}", f"#p{index}}}", 1) for index in range(count)] if count > 1 else [key]
+
+    for name, spec in declared.items():
         spec = spec or {}
         policy = dict(defaults)
         policy.update(spec.get("policy") or {})
         services[name] = {
-            "streams": [stream_key(f"{name}.commands")] + [stream_key(s) for s in spec.get("consumes") or []],
+            "streams": [stream_key(f"{name}.commands")] + [k for s in spec.get("consumes") or [] for k in keys(s)],
             "shutdown": seconds(policy.get("shutdown_timeout", "20s")),
         }
     return services

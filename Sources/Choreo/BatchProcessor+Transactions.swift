@@ -32,6 +32,10 @@ extension BatchProcessor {
             var results: [Handled] = []
             var published: [OutboxMessage] = []
             for item in items {
+                if ordered, let last = results.last?.outcome, last.isFailure || last == .held {
+                    results.append(Handled(outcome: .held, emissions: []))
+                    continue
+                }
                 var tries = 0
                 while true {
                     tries += 1
@@ -167,9 +171,16 @@ extension BatchProcessor {
     ) throws -> ([Handled], [String]) {
         var results: [Handled] = []
         var undo: [String] = []
+        var stopped = false
         for (index, item) in items.enumerated() {
             guard fresh.remove(item.envelope.id) != nil else {
                 results.append(Handled(outcome: .duplicate, emissions: []))
+                continue
+            }
+            if stopped {
+                // Ordered: after a failed message, the rest wait for it (their inbox rows go).
+                undo.append(item.envelope.id)
+                results.append(Handled(outcome: .held, emissions: []))
                 continue
             }
             session.beginMessage(index)
@@ -187,6 +198,15 @@ extension BatchProcessor {
             } catch HandlerError.notYet(let reason, let code) where session.aborted == nil {
                 do { try session.rollbackMessage() } catch let rollbackError as PostgresError {
                     try step.fail(rollbackError)
+                }
+                if ordered {
+                    // A partition keeps its order: the message is retried in place, holding
+                    // back its key's later messages, instead of deferred behind them.
+                    undo.append(item.envelope.id)
+                    results.append(Handled(outcome: .failed("not yet: \(reason)"), emissions: []))
+                    stopped = true
+                    handlerTimer(stream: stream, type: item.envelope.type).recordInterval(since: started)
+                    continue
                 }
                 let deferral = deferral(
                     item, stream: stream, reason: reason, code: code, session: session, schema: schema)
@@ -218,6 +238,7 @@ extension BatchProcessor {
                     outcome = .failed("\(error)")
                 }
                 results.append(Handled(outcome: outcome, emissions: []))
+                if ordered, outcome.isFailure { stopped = true }
             }
             handlerTimer(stream: stream, type: item.envelope.type).recordInterval(since: started)
         }

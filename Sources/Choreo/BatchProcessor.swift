@@ -28,13 +28,18 @@ final class BatchProcessor {
     let metrics: RuntimeMetrics
     /// Tells this process's scheduler about messages scheduled sooner than it planned to look.
     let scheduleSignal: ScheduleSignal?
+    /// Ordered consumption (a partition): a batch stops at its first failed message; the
+    /// messages after it are ``MessageOutcome/held`` (not run, left pending), and a message
+    /// its handler finds too early is retried in place instead of deferred.
+    let ordered: Bool
 
     init(
         definition: ServiceDefinition, service: Service, topology: Topology, redis: RedisConnection?,
         postgres: PostgresConnection?, consumer: String, logger: Logger, metrics: RuntimeMetrics,
-        scheduleSignal: ScheduleSignal? = nil
+        scheduleSignal: ScheduleSignal? = nil, ordered: Bool = false
     ) {
         self.scheduleSignal = scheduleSignal
+        self.ordered = ordered
         self.definition = definition
         self.service = service
         self.publisher = Publisher(service: definition, topology: topology)
@@ -131,7 +136,13 @@ final class BatchProcessor {
             for seq in published.compactMap(\.seq) where seqs.last != seq { seqs.append(seq) }
             noteScheduled(results)
         } else {
-            results = items.map { runStateless(stream: stream, item: $0) }
+            var stopped = false
+            results = items.map { item in
+                if stopped { return Handled(outcome: .held, emissions: []) }
+                let result = runStateless(stream: stream, item: item)
+                if ordered, result.outcome.isFailure { stopped = true }
+                return result
+            }
             for (item, result) in zip(items, results) where result.outcome == .handled || result.outcome == .rejected {
                 published += result.emissions.map {
                     OutboxMessage($0, cause: item.envelope, service: definition, traceparent: result.traceparent)
@@ -203,7 +214,7 @@ final class BatchProcessor {
             }
             run = nil
         }
-        for item in settlement.settled {
+        for item in settlement.settled where item.outcome != .held {
             if item.state == .acked {
                 if let current = run, current.type == item.type, current.outcome == item.outcome {
                     run?.count += 1

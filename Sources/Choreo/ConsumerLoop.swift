@@ -21,15 +21,31 @@ public final class ConsumerLoop: Sendable {
     let logger: Logger
     let metrics: RuntimeMetrics
     let scheduleSignal: ScheduleSignal?
+    /// For a partition of a partitioned stream: its number and the process's share of the
+    /// stream's partitions. The loop then reads only while it holds the partition's lease, in
+    /// order (``PartitionWorker``).
+    let partition: (index: Int, balancer: PartitionBalancer)?
     private let stateBox = Mutex(ConsumerState.active)
 
     /// Creates a loop; it connects when run. `scheduleSignal` wakes the process's
     /// ``Scheduler`` when a handler schedules a message sooner than it planned to look.
-    public init(
+    public convenience init(
         stream: String, consumer: String, definition: ServiceDefinition, service: Service, topology: Topology,
         logger: Logger, metrics: RuntimeMetrics, scheduleSignal: ScheduleSignal? = nil
     ) {
+        self.init(
+            stream: stream, consumer: consumer, definition: definition, service: service, topology: topology,
+            logger: logger, metrics: metrics, scheduleSignal: scheduleSignal, partition: nil)
+    }
+
+    /// Creates a loop; with `partition`, the loop of that partition of a partitioned stream.
+    init(
+        stream: String, consumer: String, definition: ServiceDefinition, service: Service, topology: Topology,
+        logger: Logger, metrics: RuntimeMetrics, scheduleSignal: ScheduleSignal?,
+        partition: (index: Int, balancer: PartitionBalancer)?
+    ) {
         self.scheduleSignal = scheduleSignal
+        self.partition = partition
         self.stream = stream
         self.consumer = consumer
         self.definition = definition
@@ -49,20 +65,26 @@ public final class ConsumerLoop: Sendable {
         stateBox.withLock { $0 = $0.after(.stopRequested) }
     }
 
-    private var policy: ServicePolicy { definition.policy }
-    private var group: String { definition.name }
+    var policy: ServicePolicy { definition.policy }
+    var group: String { definition.name }
 
     /// Runs until stopped. Blocks the calling thread: give it a thread of its own.
     public func run() {
         defer { stateBox.withLock { $0 = $0.after(.finished) } }
         guard let (processor, redis) = connect() else { return }
-        var worker = Worker(loop: self, processor: processor, redis: redis)
-        worker.run()
+        if let partition {
+            var worker = PartitionWorker(loop: self, redis: redis, index: partition.index, balancer: partition.balancer)
+            worker.run()
+        } else if let processor {
+            var worker = Worker(loop: self, processor: processor, redis: redis)
+            worker.run()
+        }
     }
 
     /// Connects to Redis and Postgres and creates the group, retrying with backoff until it
-    /// works or a stop is requested.
-    private func connect() -> (BatchProcessor, RedisConnection)? {
+    /// works or a stop is requested. A partition loop gets no processor of its own: it borrows
+    /// one of its process's (``ProcessorPool``).
+    private func connect() -> (BatchProcessor?, RedisConnection)? {
         var delay = 0.1
         while state.readsMore {
             do {
@@ -74,17 +96,8 @@ public final class ConsumerLoop: Sendable {
                     // that exists already is all a consumer needs.
                     guard try redis.xinfoGroups(stream).contains(where: { $0.name == group }) else { throw error }
                 }
-                let postgres = try definition.schema.map {
-                    // lz4 for the outbox's batch rows (TOASTed): pglz took a tenth of the
-                    // server's time in the INSERT benchmark.
-                    try PostgresConnection(
-                        url: topology.postgresURL(for: definition), searchPath: [$0, "public"],
-                        preferredSettings: ["default_toast_compression": "lz4"])
-                }
-                let processor = BatchProcessor(
-                    definition: definition, service: service, topology: topology, redis: redis, postgres: postgres,
-                    consumer: consumer, logger: logger, metrics: metrics, scheduleSignal: scheduleSignal)
-                return (processor, redis)
+                if partition != nil { return (nil, redis) }
+                return (try makeProcessor(redis: redis), redis)
             } catch {
                 logger.error(
                     "cannot start consumer; retrying",
@@ -94,6 +107,28 @@ public final class ConsumerLoop: Sendable {
             }
         }
         return nil
+    }
+
+    /// A batch processor with its own Postgres connection (services with a schema), settling
+    /// through `redis`; ordered for a partition.
+    func makeProcessor(redis: RedisConnection) throws -> BatchProcessor {
+        let postgres = try definition.schema.map {
+            // lz4 for the outbox's batch rows (TOASTed): pglz took a tenth of the
+            // server's time in the INSERT benchmark.
+            try PostgresConnection(
+                url: topology.postgresURL(for: definition), searchPath: [$0, "public"],
+                preferredSettings: ["default_toast_compression": "lz4"])
+        }
+        var logger = logger
+        if partition != nil {
+            // Shared by the process's loops of the stream's partitions.
+            logger[metadataKey: "stream"] = "\(topology.logicalStream(ofKey: stream))"
+            logger[metadataKey: "partition"] = nil
+        }
+        return BatchProcessor(
+            definition: definition, service: service, topology: topology, redis: redis, postgres: postgres,
+            consumer: consumer, logger: logger, metrics: metrics, scheduleSignal: scheduleSignal,
+            ordered: partition != nil)
     }
 
     /// Sleeps up to `seconds`, waking early when a stop is requested.
@@ -175,45 +210,8 @@ public final class ConsumerLoop: Sendable {
             return next.first?.entries ?? []
         }
 
-        /// Runs `operation`, retrying infrastructure failures with backoff without counting
-        /// deliveries, and keeping the held entries from being adopted by other consumers.
-        /// Returns nil if it gave up (other error, or stop requested and shutdown_timeout passed).
         func holding<T>(_ ids: [String], _ operation: () throws -> T) -> T? {
-            var delay = 0.05
-            let started = Date()
-            var lastTouch = Date()
-            while true {
-                do {
-                    return try operation()
-                } catch  where BatchProcessor.isInfrastructure(error) {
-                    // Postgres answering but unable (read-only after a failover, out of disk or
-                    // connections): the session may keep the condition (a read-only default
-                    // applies to new sessions only), so the next attempt reconnects.
-                    if let error = error as? PostgresError, !error.isConnectionError { processor.postgres?.close() }
-                    if !loop.state.readsMore, Date().timeIntervalSince(started) > policy.shutdownTimeout / 2 {
-                        loop.logger.error(
-                            "giving up a held batch at shutdown; it stays pending", metadata: ["error": "\(error)"])
-                        return nil
-                    }
-                    loop.logger.warning(
-                        "infrastructure unavailable; holding the batch",
-                        metadata: [
-                            "error": "\(error)", "entries": "\(ids.count)", "retry_in_ms": "\(Int(delay * 1000))",
-                        ])
-                    usleep(UInt32(delay * 1_000_000))
-                    delay = min(delay * 2, 2)
-                    if Date().timeIntervalSince(lastTouch) > policy.claimIdle / 3 {
-                        // Reset the entries' idle time (JUSTID does not count a delivery).
-                        _ = try? redis.command(
-                            ["XCLAIM", loop.stream, loop.group, loop.consumer, "0"] + ids + ["JUSTID"])
-                        lastTouch = Date()
-                    }
-                } catch {
-                    loop.logger.error(
-                        "batch failed unexpectedly; entries stay pending", metadata: ["error": "\(error)"])
-                    return nil
-                }
-            }
+            loop.holding(ids, processor: processor, redis: redis, operation)
         }
 
         /// Retries own failed entries whose backoff has passed and adopts other consumers'
@@ -293,51 +291,111 @@ public final class ConsumerLoop: Sendable {
             }
         }
 
-        /// Entries past max_deliveries: an entry whose effect was committed (its inbox row
-        /// exists: the consumer died between commit and ack) is acknowledged, never dead; its
-        /// outbox rows, if still there, are published by the relay. The rest are dead-lettered.
         mutating func settleOverLimit(
             _ overLimit: [(entry: StreamEntry, attempt: Int)], byID: [String: PendingEntry]
         ) throws {
-            let envelopes = overLimit.compactMap { try? Envelope(entry: $0.entry) }
-            guard let applied = try processor.alreadyApplied(envelopes, stream: loop.stream) else {
-                loop.logger.warning(
-                    "entries past max_deliveries are being committed elsewhere; deciding later",
-                    metadata: ["count": "\(overLimit.count)"])
-                return
-            }
-            var commands: [[String]] = []
-            var acks: [String] = []
-            var deadCount = 0
-            for (entry, attempt) in overLimit {
-                let envelope = try? Envelope(entry: entry)
-                acks.append(entry.id)
-                let last = retries.removeValue(forKey: entry.id)?.error
-                if let envelope, applied.contains(envelope.id) {
-                    loop.metrics.settled(
-                        stream: loop.stream, type: envelope.type, outcome: .duplicate, state: .acked)
-                    continue
+            var errors: [String: String] = [:]
+            for (entry, _) in overLimit { errors[entry.id] = retries[entry.id]?.error }
+            let settled = try loop.settleOverLimit(
+                overLimit, owners: byID.mapValues(\.consumer), lastErrors: errors, processor: processor, redis: redis)
+            if settled { for (entry, _) in overLimit { retries[entry.id] = nil } }
+        }
+    }
+}
+
+extension ConsumerLoop {
+    /// Runs `operation`, retrying infrastructure failures with backoff without counting
+    /// deliveries, and keeping the held entries from being adopted by other consumers.
+    /// Returns nil if it gave up (other error, or stop requested and shutdown_timeout passed).
+    func holding<T>(
+        _ ids: [String], processor: BatchProcessor, redis: RedisConnection, _ operation: () throws -> T
+    ) -> T? {
+        var delay = 0.05
+        let started = Date()
+        var lastTouch = Date()
+        while true {
+            do {
+                return try operation()
+            } catch  where BatchProcessor.isInfrastructure(error) {
+                // Postgres answering but unable (read-only after a failover, out of disk or
+                // connections): the session may keep the condition (a read-only default
+                // applies to new sessions only), so the next attempt reconnects.
+                if let error = error as? PostgresError, !error.isConnectionError { processor.postgres?.close() }
+                if !state.readsMore, Date().timeIntervalSince(started) > policy.shutdownTimeout / 2 {
+                    logger.error(
+                        "giving up a held batch at shutdown; it stays pending", metadata: ["error": "\(error)"])
+                    return nil
                 }
-                let owner = byID[entry.id]?.consumer ?? "?"
-                let reason =
-                    "exceeded max_deliveries (\(policy.maxDeliveries)): "
-                    + (last ?? "consumer \(owner) stopped without settling it")
-                commands += processor.publisher.deadLetterCommands(
-                    entry: entry, stream: loop.stream, consumer: loop.consumer, deliveries: attempt - 1,
-                    reason: reason, envelope: envelope)
-                deadCount += 1
-            }
-            let (writes, after) = BatchProcessor.inOrder(commands + [["XACK", loop.stream, loop.group] + acks])
-            try redis.writeThen(writes, then: after)
-            if deadCount > 0 {
-                loop.logger.error(
-                    "adopted entries past max_deliveries dead-lettered", metadata: ["count": "\(deadCount)"])
-            }
-            if deadCount < overLimit.count {
-                loop.logger.info(
-                    "entries past max_deliveries were already applied; acknowledged",
-                    metadata: ["count": "\(overLimit.count - deadCount)"])
+                logger.warning(
+                    "infrastructure unavailable; holding the batch",
+                    metadata: [
+                        "error": "\(error)", "entries": "\(ids.count)", "retry_in_ms": "\(Int(delay * 1000))",
+                    ])
+                usleep(UInt32(delay * 1_000_000))
+                delay = min(delay * 2, 2)
+                if Date().timeIntervalSince(lastTouch) > policy.claimIdle / 3 {
+                    // Reset the entries' idle time (JUSTID does not count a delivery).
+                    _ = try? redis.command(
+                        ["XCLAIM", stream, group, consumer, "0"] + ids + ["JUSTID"])
+                    lastTouch = Date()
+                }
+            } catch {
+                logger.error(
+                    "batch failed unexpectedly; entries stay pending", metadata: ["error": "\(error)"])
+                return nil
             }
         }
+    }
+
+    /// Entries past max_deliveries: an entry whose effect was committed (its inbox row
+    /// exists: the consumer died between commit and ack) is acknowledged, never dead; its
+    /// outbox rows, if still there, are published by the relay. The rest are dead-lettered.
+    /// Returns false when it could not decide yet (another consumer is still committing one of
+    /// the entries): nothing was settled, ask again later.
+    @discardableResult
+    func settleOverLimit(
+        _ overLimit: [(entry: StreamEntry, attempt: Int)], owners: [String: String], lastErrors: [String: String],
+        processor: BatchProcessor, redis: RedisConnection
+    ) throws -> Bool {
+        let envelopes = overLimit.compactMap { try? Envelope(entry: $0.entry) }
+        guard let applied = try processor.alreadyApplied(envelopes, stream: stream) else {
+            logger.warning(
+                "entries past max_deliveries are being committed elsewhere; deciding later",
+                metadata: ["count": "\(overLimit.count)"])
+            return false
+        }
+        var commands: [[String]] = []
+        var acks: [String] = []
+        var deadCount = 0
+        for (entry, attempt) in overLimit {
+            let envelope = try? Envelope(entry: entry)
+            acks.append(entry.id)
+            let last = lastErrors[entry.id]
+            if let envelope, applied.contains(envelope.id) {
+                metrics.settled(
+                    stream: stream, type: envelope.type, outcome: .duplicate, state: .acked)
+                continue
+            }
+            let owner = owners[entry.id] ?? "?"
+            let reason =
+                "exceeded max_deliveries (\(policy.maxDeliveries)): "
+                + (last ?? "consumer \(owner) stopped without settling it")
+            commands += processor.publisher.deadLetterCommands(
+                entry: entry, stream: stream, consumer: consumer, deliveries: attempt - 1,
+                reason: reason, envelope: envelope)
+            deadCount += 1
+        }
+        let (writes, after) = BatchProcessor.inOrder(commands + [["XACK", stream, group] + acks])
+        try redis.writeThen(writes, then: after)
+        if deadCount > 0 {
+            logger.error(
+                "adopted entries past max_deliveries dead-lettered", metadata: ["count": "\(deadCount)"])
+        }
+        if deadCount < overLimit.count {
+            logger.info(
+                "entries past max_deliveries were already applied; acknowledged",
+                metadata: ["count": "\(overLimit.count - deadCount)"])
+        }
+        return true
     }
 }

@@ -239,10 +239,11 @@ public final class Maintenance: Sendable {
         return more
     }
 
-    /// Trims the streams this service owns (its commands and events streams) below what every
+    /// Trims the streams this service owns (its commands and events streams, each partition of
+    /// a partitioned one) below what every
     /// consumer group acknowledged, beyond `maxlen`; flags a backlog over the limit.
     func trim(_ redis: RedisConnection) throws {
-        for stream in [definition.commandStream, definition.eventStream] {
+        for stream in [definition.commandStream] + topology.keys(of: definition.eventStream) {
             let (removed, reading) = try topology.retention(of: stream).trim(redis)
             if removed > 0 { metrics.trimmed(stream: stream, count: removed) }
             metrics.gauge("choreo_stream_backlog", [("stream", stream)]).record(reading.backlog)
@@ -270,7 +271,7 @@ public final class Maintenance: Sendable {
     func janitor(_ redis: RedisConnection) throws {
         let beats = try Heartbeat.all(service: definition.name, redis: redis)
         let live = Set(beats.filter { $0.isLive() }.map(\.consumer))
-        for stream in definition.consumedStreams {
+        for stream in topology.consumedKeys(of: definition) {
             for consumer in (try? redis.xinfoConsumers(stream, group: definition.name)) ?? []
             where !live.contains(consumer.name) && consumer.pending == 0
                 && Double(consumer.idleMilliseconds) > definition.policy.claimIdle * 1000
@@ -294,7 +295,7 @@ public final class Maintenance: Sendable {
             metrics.gauge("choreo_redis_memory_max_bytes").record(memory.limit)
             metrics.gauge("choreo_redis_refusing_writes").record(memory.refusesWrites ? 1 : 0)
         }
-        for stream in definition.consumedStreams {
+        for stream in topology.consumedKeys(of: definition) {
             if let group = try redis.xinfoGroups(stream).first(where: { $0.name == definition.name }) {
                 metrics.gauge("choreo_group_lag", [("stream", stream)]).record(group.lag ?? 0)
                 metrics.gauge("choreo_group_pending", [("stream", stream)]).record(group.pending)

@@ -19,6 +19,9 @@ public enum MessageOutcome: Sendable, Equatable {
     case deferred(String)
     /// The message can never succeed: undecodable, unknown type, or the handler said poison.
     case poison(String)
+    /// Ordered consumption (a partition): a message after one that failed, not run. It stays
+    /// pending with its consumer and runs after the failed one, so its key's order holds.
+    case held
 
     /// Whether the handler's effects (and what it scheduled) were committed.
     var committed: Bool {
@@ -26,6 +29,12 @@ public enum MessageOutcome: Sendable, Equatable {
         case .handled, .rejected, .deferred: return true
         default: return false
         }
+    }
+
+    /// Whether it is a transient failure (``failed(_:)``), which an ordered batch stops at.
+    var isFailure: Bool {
+        if case .failed = self { return true }
+        return false
     }
 
     /// Label for metrics and logs.
@@ -38,6 +47,7 @@ public enum MessageOutcome: Sendable, Equatable {
         case .failed: return "failed"
         case .deferred: return "deferred"
         case .poison: return "poison"
+        case .held: return "held"
         }
     }
 }
@@ -62,6 +72,8 @@ public enum MessageState: Sendable, Equatable {
             return .acked
         case .poison(let reason):
             return .dead(reason: reason)
+        case .held:
+            return .delivered(attempt: attempt)
         case .failed(let error):
             if attempt >= policy.maxDeliveries {
                 return .dead(reason: "failed \(attempt) deliveries (max_deliveries \(policy.maxDeliveries)): \(error)")

@@ -30,7 +30,7 @@ public struct OutboxMessage: Sendable, Equatable {
         }
         switch emission {
         case .event(let type, let data):
-            self.stream = service.eventStream
+            self.stream = service.eventStream(data: data, correlation: cause.correlation)
             self.fields = envelope(type, data).fields
         case .command(let target, let type, let data):
             // The target's commands stream as its consumers read it (hash-tagged).

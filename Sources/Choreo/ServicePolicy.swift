@@ -41,6 +41,11 @@ public struct ServicePolicy: Sendable, Equatable {
     /// Messages larger than this (all fields, in bytes) are poison: dead-lettered unread, so a
     /// runaway producer cannot make a worker parse megabytes.
     public var maxMessageBytes: Int = 1 << 20
+    /// How many partitions of one partitioned stream a process handles at once (each in order,
+    /// one batch at a time). 1, the default, makes a process one consumer, like an unpartitioned
+    /// stream's: a stream's throughput then grows with the process count (`--processes`,
+    /// replicas), up to one process per partition.
+    public var partitionConcurrency: Int = 1
 
     /// The defaults.
     public init() {}
@@ -73,6 +78,13 @@ public struct ServicePolicy: Sendable, Equatable {
         if notYetLimit <= 0 { problems.append(("not_yet_limit", "must be positive (got \(notYetLimit)s)")) }
         if maxMessageBytes < 1024 {
             problems.append(("max_message_bytes", "must be at least 1024 (got \(maxMessageBytes))"))
+        }
+        if partitionConcurrency < 1 || partitionConcurrency > StreamPartitioning.maximumCount {
+            problems.append(
+                (
+                    "partition_concurrency",
+                    "must be between 1 and \(StreamPartitioning.maximumCount) (got \(partitionConcurrency))"
+                ))
         }
         if processes < 1 { problems.append(("processes", "must be at least 1 (got \(processes))")) }
         if maxLength < 1000 { problems.append(("maxlen", "must be at least 1000 (got \(maxLength))")) }

@@ -119,17 +119,19 @@ public struct StreamRetention: Sendable, Equatable {
 extension Topology {
     /// The retention rule of `stream`: its owner's `maxlen` (the service whose commands or
     /// events stream it is), and the services that consume it as expected groups.
+    /// A partition of a partitioned stream has the stream's rule (`maxlen` per partition).
     public func retention(of stream: String) -> StreamRetention {
-        let owner = services.first { $0.commandStream == stream || $0.eventStream == stream }
+        let logical = logicalStream(ofKey: stream)
+        let owner = services.first { $0.commandStream == logical || $0.eventStream == logical }
         return StreamRetention(
-            stream: stream, expectedGroups: services.filter { $0.consumedStreams.contains(stream) }.map(\.name),
+            stream: stream, expectedGroups: services.filter { $0.consumedStreams.contains(logical) }.map(\.name),
             limit: owner?.policy.maxLength ?? ServicePolicy().maxLength)
     }
 
     /// The streams whose backlog holds back commands to `service`: the ones it consumes and its
-    /// own events stream (a subscriber that lags behind it).
+    /// own events stream (a subscriber that lags behind it), partition by partition.
     public func backpressureStreams(of service: ServiceDefinition) -> [StreamRetention] {
-        (service.consumedStreams + [service.eventStream]).map { retention(of: $0) }
+        (service.consumedStreams + [service.eventStream]).flatMap(keys(of:)).map { retention(of: $0) }
     }
 }
 

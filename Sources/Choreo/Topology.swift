@@ -29,6 +29,9 @@ public struct ServiceDefinition: Sendable, Equatable {
     /// Settings for the service's own code (`settings:` in `streams.yml`, e.g. the reference
     /// orders service's `saga_deadline`), as written; the code parses and validates them.
     public var settings: [String: String] = [:]
+    /// How its events stream is partitioned (`events: {partitions: N, key: field}` in
+    /// streams.yml); `nil`: one stream.
+    public var eventPartitioning: StreamPartitioning?
 
     /// Creates a service definition.
     public init(
@@ -54,6 +57,13 @@ public struct ServiceDefinition: Sendable, Equatable {
     public var hashTag: String { "{\(name)}" }
     /// Every stream it consumes: its inbox first, then its subscriptions.
     public var consumedStreams: [String] { [commandStream] + subscribes }
+
+    /// The Redis stream an event with payload `data` of saga `correlation` is written to: the
+    /// events stream, or its partition for that key.
+    public func eventStream(data: String, correlation: String) -> String {
+        guard let eventPartitioning else { return eventStream }
+        return eventPartitioning.key(eventPartitioning.partition(data: data, correlation: correlation))
+    }
 }
 
 /// The type of a field in a route's JSON body.
@@ -195,10 +205,33 @@ public struct Topology: Sendable, Equatable {
         services.first { $0.name == name }
     }
 
-    /// The services that consume `stream` (its key, or its name in streams.yml).
+    /// The services that consume `stream` (its key, a partition's key, or its name in streams.yml).
     public func consumers(of stream: String) -> [ServiceDefinition] {
-        let key = Self.streamKey(stream)
+        let key = logicalStream(ofKey: Self.streamKey(stream))
         return services.filter { $0.consumedStreams.contains(key) }
+    }
+
+    /// The partitioning of `stream` (its key, or its name in streams.yml), when its publisher
+    /// partitions it.
+    public func partitioning(of stream: String) -> StreamPartitioning? {
+        let key = Self.streamKey(stream)
+        return services.lazy.compactMap(\.eventPartitioning).first { $0.stream == key }
+    }
+
+    /// The Redis keys holding `stream`'s entries: its partitions' keys, or the stream itself.
+    public func keys(of stream: String) -> [String] {
+        partitioning(of: stream)?.keys ?? [Self.streamKey(stream)]
+    }
+
+    /// Every Redis stream key `service` reads: each consumed stream, or its partitions.
+    public func consumedKeys(of service: ServiceDefinition) -> [String] {
+        service.consumedStreams.flatMap(keys(of:))
+    }
+
+    /// The stream (as consumed) that Redis key `key` belongs to: a partition's stream, or the key.
+    public func logicalStream(ofKey key: String) -> String {
+        guard key.contains("#p") else { return key }
+        return services.lazy.compactMap(\.eventPartitioning).first { $0.index(ofKey: key) != nil }?.stream ?? key
     }
 
     /// The key of a command's status hash (found by the command id alone, so in a slot of its

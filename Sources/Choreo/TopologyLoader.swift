@@ -195,7 +195,7 @@ private struct TopologyReader {
         var service = ServiceDefinition(name: name, policy: defaults)
         if node.scalar?.string == "" || node.scalar?.string == "~" { return service }
         for (key, value) in try mapping(
-            node, path, allowed: ["schema", "consumes", "publishes", "policy", "code", "settings"])
+            node, path, allowed: ["schema", "consumes", "publishes", "policy", "code", "settings", "events"])
         {
             switch key {
             case "code": service.code = try string(value, "\(path).code")
@@ -213,6 +213,8 @@ private struct TopologyReader {
                 service.publishes = try strings(value, "\(path).publishes").map(Topology.streamKey).filter {
                     $0 != service.eventStream
                 }
+            case "events":
+                service.eventPartitioning = try partitioning(value, "\(path).events", stream: service.eventStream)
             case "settings":
                 guard let pairs = value.mapping else { throw fail("\(path).settings", value, "must be a mapping") }
                 for (name, item) in pairs {
@@ -230,12 +232,39 @@ private struct TopologyReader {
         return service
     }
 
+    /// `events: {partitions: N, key: field}`: a partitioned events stream.
+    func partitioning(_ node: Node, _ path: String, stream: String) throws -> StreamPartitioning? {
+        var count: Int?
+        var key: String?
+        for (name, value) in try mapping(node, path, allowed: ["partitions", "key"]) {
+            switch name {
+            case "partitions":
+                let value = try int(value, "\(path).partitions")
+                guard (1...StreamPartitioning.maximumCount).contains(value) else {
+                    throw fail(
+                        "\(path).partitions", node,
+                        "must be between 1 and \(StreamPartitioning.maximumCount) (got \(value))")
+                }
+                count = value
+            default:
+                let field = try string(value, "\(path).key")
+                guard field.range(of: "^[A-Za-z_][A-Za-z0-9_]*$", options: .regularExpression) != nil else {
+                    throw fail("\(path).key", value, "must be a payload field name (got '\(field)')")
+                }
+                key = field
+            }
+        }
+        guard let count else { throw fail("\(path).partitions", node, "is required (how many partitions)") }
+        guard count > 1 else { return nil }
+        return StreamPartitioning(stream: stream, count: count, keyField: key)
+    }
+
     func policy(_ node: Node, _ path: String, base: ServicePolicy) throws -> ServicePolicy {
         var policy = base
         let keys: Set<String> = [
             "batch", "block", "max_deliveries", "backoff", "claim_idle", "shutdown_timeout", "processes", "maxlen",
             "inbox_retention", "max_lag", "batch_lock_timeout", "max_message_bytes",
-            "lock_timeout", "statement_timeout", "not_yet_limit",
+            "lock_timeout", "statement_timeout", "not_yet_limit", "partition_concurrency",
         ]
         for (key, value) in try mapping(node, path, allowed: keys) {
             let at = "\(path).\(key)"
@@ -249,6 +278,7 @@ private struct TopologyReader {
             case "maxlen": policy.maxLength = try int(value, at)
             case "inbox_retention": policy.inboxRetention = try duration(value, at)
             case "max_lag": policy.maxLag = try int(value, at)
+            case "partition_concurrency": policy.partitionConcurrency = try int(value, at)
             case "batch_lock_timeout": policy.batchLockTimeout = try duration(value, at)
             case "lock_timeout": policy.lockTimeout = try duration(value, at)
             case "not_yet_limit": policy.notYetLimit = try duration(value, at)

@@ -42,10 +42,28 @@ public final class WorkerProcess: Sendable {
         let metrics = RuntimeMetrics(service: definition.name)
         let scheduler = Scheduler(definition: definition, topology: topology, logger: logger, metrics: metrics)
         self.scheduler = scheduler
-        self.loops = definition.consumedStreams.map {
-            ConsumerLoop(
-                stream: $0, consumer: consumer, definition: definition, service: service, topology: topology,
-                logger: logger, metrics: metrics, scheduleSignal: scheduler.signal)
+        self.loops = definition.consumedStreams.flatMap { stream -> [ConsumerLoop] in
+            guard let partitioning = topology.partitioning(of: stream) else {
+                return [
+                    ConsumerLoop(
+                        stream: stream, consumer: consumer, definition: definition, service: service,
+                        topology: topology, logger: logger, metrics: metrics, scheduleSignal: scheduler.signal)
+                ]
+            }
+            // A loop per partition; each reads only while it holds its partition's lease, and
+            // the process holds about its share of them.
+            let balancer = PartitionBalancer(
+                stream: stream, count: partitioning.count, service: definition.name, consumer: consumer,
+                liveWindow: max(3, min(Heartbeat.staleAfter, definition.policy.claimIdle)),
+                concurrency: definition.policy.partitionConcurrency)
+            return (0..<partitioning.count).map { index in
+                var logger = logger
+                logger[metadataKey: "partition"] = "\(index)"
+                return ConsumerLoop(
+                    stream: partitioning.key(index), consumer: consumer, definition: definition, service: service,
+                    topology: topology, logger: logger, metrics: metrics, scheduleSignal: scheduler.signal,
+                    partition: (index, balancer))
+            }
         }
         let beat = Heartbeat(
             consumer: consumer, host: ProcessInfo.processInfo.hostName, pid: getpid(),

@@ -93,9 +93,6 @@ struct StatusCommand: AsyncParsableCommand {
         for service in status.services {
             let mark = service.problems.isEmpty ? " " : "!"
             for (index, stream) in service.streams.enumerated() {
-                let consumers = stream.consumers.map {
-                    "\($0.name)\($0.live ? "" : " (gone, idle \($0.idleMs / 1000)s)")"
-                }
                 rows.append([
                     index == 0 ? "\(mark) \(service.name)" : "",
                     index == 0 ? "\(service.liveProcesses)/\(service.processes.count)" : "",
@@ -107,7 +104,7 @@ struct StatusCommand: AsyncParsableCommand {
                         : "",
                     index == 0 ? Self.scheduled(service, now: status.at) : "",
                     "\(stream.consumers.filter(\.live).count) live, \(stream.consumers.filter { !$0.live }.count) gone"
-                        + (consumers.isEmpty ? "" : ""),
+                        + (stream.partition == nil ? "" : "; owner \(stream.owner ?? "none")"),
                 ])
             }
         }

@@ -200,7 +200,9 @@ public struct HandledMessage: Sendable {
             let data = message["data"] ?? ""
             if message.stream == Topology.resultsStream {
                 result = Result(status: message.status ?? .failed, type: type, data: data)
-            } else if message.stream == service.eventStream {
+            } else if message.stream == service.eventStream
+                || service.eventPartitioning?.index(ofKey: message.stream) != nil
+            {
                 events.append(Message(type: type, data: data, service: service.name))
             } else {
                 let target = message.stream.replacingOccurrences(of: ".commands", with: "")

@@ -54,7 +54,7 @@ struct ConsoleHistory: Sendable {
     func streamRates(_ stream: String) -> [Point] {
         series { status in
             for service in status.services {
-                if let entry = service.streams.first(where: { $0.stream == stream }), let read = entry.entriesRead,
+                if let entry = service.reading(of: stream), let read = entry.entriesRead,
                     let lag = entry.lag
                 {
                     return read + lag

@@ -99,7 +99,7 @@ enum ConsoleMap {
         for service in topology.services {
             let state = status.services.first { $0.name == service.name }
             for stream in service.consumedStreams {
-                let reading = state?.streams.first { $0.stream == stream }
+                let reading = state?.reading(of: stream)
                 let lag = reading?.lag
                 let bad =
                     (lag ?? 0) > lagLimit
@@ -202,7 +202,7 @@ enum ConsoleMap {
 
                 """
         case .stream:
-            let length = status.services.lazy.compactMap { $0.streams.first { $0.stream == name }?.length }.first
+            let length = status.services.lazy.compactMap { $0.reading(of: name)?.length }.first
             return """
                 <g class="node stream" data-name="\(escape(name))">\(rect)<text class="name" x="\(textX)" y="\(line1)">\(escape(display(name)))</text><text class="numbers" x="\(textX)" y="\(line2)">\(escape(rate(added[name]))) · length \(length.map(String.init) ?? "?")</text></g>
 

@@ -31,8 +31,14 @@ public enum AsyncAPIDocument {
             let events = published.keys.sorted()
             channels[channelID(definition.commandStream)] = channel(
                 definition.commandStream, commands, "Commands to \(definition.name), read by its consumer group.")
+            let partitioned = definition.eventPartitioning.map { partitioning in
+                " Partitioned: \(partitioning.count) streams, one per partition, each message in partition "
+                    + "fnv1a32(\(partitioning.keyField.map { "payload.\($0)" } ?? "correlation")) mod \(partitioning.count); "
+                    + "a key's messages are handled in publish order."
+            }
             channels[channelID(definition.eventStream)] = channel(
-                definition.eventStream, events, "Facts \(definition.name) publishes.")
+                definition.eventStream, events, "Facts \(definition.name) publishes." + (partitioned ?? ""),
+                partitions: definition.eventPartitioning)
             channels[channelID(definition.deadStream)] = channel(
                 definition.deadStream, ["DeadLetter"], "Messages \(definition.name) could not handle, with the reason.")
             let group = definition.name
@@ -89,7 +95,9 @@ public enum AsyncAPIDocument {
             of: ":", with: "-")
     }
 
-    static func channel(_ stream: String, _ types: [String], _ description: String) -> Map {
+    static func channel(
+        _ stream: String, _ types: [String], _ description: String, partitions: StreamPartitioning? = nil
+    ) -> Map {
         var messages: Map = [:]
         for type in types { messages[type] = ["$ref": "#/components/messages/\(type)"] }
         var channel: Map = [
@@ -101,10 +109,18 @@ public enum AsyncAPIDocument {
             let name = String(stream[stream.index(after: open)..<close])
             channel["parameters"] =
                 [
-                    name: [
-                        "enum": ["{\(name)}"], "default": "{\(name)}",
-                        "description": "the hash tag, literally: Redis Cluster keeps the service's keys in one slot",
-                    ] as Map
+                    name: partitions.map { partitioning -> Map in
+                        let tags = (0..<partitioning.count).map { "{\(name)#p\($0)}" }
+                        return [
+                            "enum": tags, "default": tags[0],
+                            "description": "the partition's hash tag, literally: each partition is a stream of its own",
+                        ]
+                    }
+                        ?? [
+                            "enum": ["{\(name)}"], "default": "{\(name)}",
+                            "description":
+                                "the hash tag, literally: Redis Cluster keeps the service's keys in one slot",
+                        ] as Map
                 ] as Map
         }
         return channel

@@ -21,9 +21,16 @@ public enum RedisACL {
 
     /// The rules of a service's worker user.
     public static func serviceRules(_ service: ServiceDefinition, topology: Topology) -> [String] {
-        var keys = [service.commandStream, service.eventStream, service.deadStream, Topology.resultsStream]
-        keys += service.subscribes + service.publishes
+        var keys = [service.commandStream] + topology.keys(of: service.eventStream)
+        keys += [service.deadStream, Topology.resultsStream]
+        keys += service.subscribes.flatMap(topology.keys(of:)) + service.publishes
         keys += ["choreo:command:*", Topology.workersKey(service.name)]
+        // The leases of the partitions it consumes (its group's only), in a selector of their
+        // own: SET on any other key could replace a stream.
+        let leases = service.subscribes.filter { topology.partitioning(of: $0) != nil }.flatMap(topology.keys(of:)).map
+        {
+            PartitionLease.key(partition: $0, group: service.name)
+        }
         for target in topology.services where service.publishes.contains(target.commandStream) {
             keys.append(target.commandStream)
         }
@@ -34,6 +41,8 @@ public enum RedisACL {
             "+xgroup|delconsumer", "+xinfo|groups", "+xinfo|consumers", "+xinfo|stream", "+xlen", "+xrange",
             "+xrevrange", "+xtrim", "+exists", "+eval", "+hset", "+hdel", "+hgetall", "+expire", "+multi", "+exec",
         ]
+            + (leases.isEmpty
+                ? [] : ["(" + leases.map { "~" + $0 }.joined(separator: " ") + " +get +set +pexpire +del +eval)"])
     }
 
     /// The rules of the gateway's user.
@@ -44,7 +53,7 @@ public enum RedisACL {
                 "choreo:workers:*",
             ]
         // The events streams read-only: their backlog holds back commands (backpressure).
-        let readOnly = topology.services.map { "%R~" + $0.eventStream }
+        let readOnly = topology.services.flatMap { topology.keys(of: $0.eventStream) }.map { "%R~" + $0 }
         return keys.map { "~" + $0 } + readOnly + base + [
             "+evalsha", "+eval", "+script|load", "+xadd", "+xread", "+xinfo|groups", "+xinfo|stream", "+xlen",
             "+exists",

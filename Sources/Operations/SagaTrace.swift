@@ -83,7 +83,8 @@ public struct SagaTrace: Codable, Sendable {
         let end = submitted.map { $0 + Int64(window * 1000) } ?? (now + 1000)
         var streams: [String] = []
         for service in topology.services {
-            for stream in [service.commandStream, service.eventStream] + service.publishes + service.subscribes
+            for stream in ([service.commandStream, service.eventStream] + service.publishes + service.subscribes)
+                .flatMap(topology.keys(of:))
             where !streams.contains(stream) {
                 streams.append(stream)
             }

@@ -1,5 +1,6 @@
 // SystemStatus: a snapshot of every service as an operator sees it (processes from heartbeats,
-// per stream: length, group lag, pending and the oldest pending age, consumers live or gone,
+// per stream (each partition of a partitioned one, with its lease owner): length, group lag,
+// pending and the oldest pending age, consumers live or gone,
 // throughput between two snapshots; dead letters) with the problems highlighted. Shared by
 // `choreo status` and the console.
 
@@ -42,6 +43,13 @@ public struct SystemStatus: Codable, Sendable {
         public var consumers: [Consumer]
         /// Entries read per second since the previous snapshot.
         public var perSecond: Double?
+        /// For a partition of a partitioned stream: the stream (e.g. `{orders}.events`).
+        public var partitionOf: String?
+        /// Its partition number.
+        public var partition: Int?
+        /// The consumer holding the partition's lease for this group (nil: none, or not a
+        /// partition).
+        public var owner: String?
     }
 
     /// One service.
@@ -59,6 +67,22 @@ public struct SystemStatus: Codable, Sendable {
         /// When the next one is due, ms since epoch.
         public var nextDue: Int64?
         public var problems: [String]
+
+        /// The reading of `stream` as the service consumes it: the stream itself, or its
+        /// partitions summed (length, lag, pending, entries read, rate; the oldest pending).
+        public func reading(of stream: String) -> Stream? {
+            if let whole = streams.first(where: { $0.stream == stream }) { return whole }
+            let parts = streams.filter { $0.partitionOf == stream }
+            guard !parts.isEmpty else { return nil }
+            func sum(_ values: [Int?]) -> Int? { values.contains { $0 == nil } ? nil : values.reduce(0) { $0 + $1! } }
+            let rates = parts.map(\.perSecond)
+            return Stream(
+                stream: stream, length: parts.reduce(0) { $0 + $1.length }, lag: sum(parts.map(\.lag)),
+                pending: parts.reduce(0) { $0 + $1.pending },
+                oldestPendingMs: parts.compactMap(\.oldestPendingMs).max(),
+                entriesRead: sum(parts.map(\.entriesRead)), consumers: [],
+                perSecond: rates.contains { $0 == nil } ? nil : rates.reduce(0) { $0 + $1! })
+        }
     }
 
     /// When taken, ms since the epoch.
@@ -98,7 +122,7 @@ public struct SystemStatus: Codable, Sendable {
             let before = previous?.services.first { $0.name == definition.name }
             var streams: [Stream] = []
             var problems: [String] = []
-            for name in definition.consumedStreams {
+            for name in topology.consumedKeys(of: definition) {
                 // A stream nobody has written to or grouped yet does not exist: no group, length 0.
                 let group = (try? redis.xinfoGroups(name))?.first { $0.name == definition.name }
                 let length = try redis.xlen(name)
@@ -117,6 +141,19 @@ public struct SystemStatus: Codable, Sendable {
                         now - $0
                     },
                     entriesRead: group?.entriesRead, consumers: consumers)
+                if let partitioning = topology.partitioning(of: topology.logicalStream(ofKey: name)),
+                    let index = partitioning.index(ofKey: name)
+                {
+                    stream.partitionOf = partitioning.stream
+                    stream.partition = index
+                    stream.owner = try redis.command([
+                        "GET", PartitionLease.key(partition: name, group: definition.name),
+                    ])
+                    .string
+                    if stream.owner == nil, !liveNames.isEmpty, (stream.lag ?? 0) + stream.pending > 0 {
+                        problems.append("partition \(index) of \(partitioning.stream) has no owner")
+                    }
+                }
                 if let earlier = before?.streams.first(where: { $0.stream == name }), let previous,
                     let read = stream.entriesRead, let readBefore = earlier.entriesRead, now > previous.at
                 {

@@ -26,6 +26,9 @@ import Postgres
 /// - `Reject {reason}`: a business rejection.
 /// - `Sleep {key, value, ms}`: sleeps, then records.
 /// - `Poison`: throws a poison error.
+/// - `Sequenced {key, value, ms?, failTimes?, gate?}`: sleeps `ms`, throws on the first
+///   `failTimes` deliveries and while a row `gate` is in `blocks`, then inserts a row in `sequenced`, whose serial `n` is the handling order
+///   (ordered consumption of partitioned streams).
 /// - `Noop`: does nothing (benchmarks).
 /// - `Insert {key, value}`: one INSERT and one event, no result (benchmarks).
 /// - `GetRecord {key}`: a query: the newest record with that key, or `not_found`.
@@ -59,6 +62,14 @@ public enum Probe {
         var key: String
         var value: Int
         var ms: Int
+    }
+
+    struct Step: Codable {
+        var key: String
+        var value: Int
+        var ms: Int?
+        var failTimes: Int?
+        var gate: String?
     }
 
     struct Reason: Codable {
@@ -118,6 +129,14 @@ public enum Probe {
                     sql: """
                         CREATE TABLE gates (key text PRIMARY KEY);
                         ALTER TABLE records ADD COLUMN due bigint, ADD COLUMN handled_at bigint, ADD COLUMN sent_at bigint;
+                        """),
+                Migration(
+                    version: 6, name: "sequenced",
+                    sql: """
+                        CREATE TABLE sequenced (
+                            n bigserial PRIMARY KEY, message_id text NOT NULL UNIQUE, key text NOT NULL,
+                            value bigint NOT NULL, stream text NOT NULL, handled_by text NOT NULL, attempt int NOT NULL
+                        );
                         """),
             ])
         service.on("Record") { context in
@@ -179,6 +198,18 @@ public enum Probe {
         }
         service.on("Poison") { _ in
             throw HandlerError.poison("the probe was told to be poison")
+        }
+        // Ordered consumption: the handling order is the serial `n`.
+        service.on("Sequenced") { context in
+            let step = try context.payload(Step.self)
+            if let ms = step.ms, ms > 0 { usleep(UInt32(ms * 1000)) }
+            if context.attempt <= step.failTimes ?? 0 { throw ProbeError.deliberate(attempt: context.attempt) }
+            if let gate = step.gate, try context.query("SELECT 1 FROM blocks WHERE key = $1", [gate]).first != nil {
+                throw ProbeError.blocked(gate)
+            }
+            try context.execute(
+                "INSERT INTO sequenced (message_id, key, value, stream, handled_by, attempt) VALUES ($1, $2, $3, $4, $5, $6)",
+                [context.envelope.id, step.key, step.value, context.stream, context.consumer, context.attempt])
         }
         service.on("Noop") { _ in }
         service.on("Schedule") { context in

@@ -32,6 +32,10 @@ struct ClusterShopTests {
             masters.insert(try redis.endpoint(ofKey: service.commandStream))
         }
         #expect(masters.count >= 2, "the four services all landed on one master")
+        // orders.events is partitioned: its partitions spread over the masters.
+        let partitions = try #require(topology.service("orders")?.eventPartitioning)
+        let partitionMasters = Set(try partitions.keys.map { try redis.endpoint(ofKey: $0) })
+        #expect(partitionMasters.count >= 2, "\(partitions.keys)")
     }
 
     @Test("happy path and insufficient funds: verdicts, stock and balance as on a standalone server")
@@ -87,7 +91,9 @@ struct ClusterShopTests {
             // Past the ACL check (id 0-0 is refused by XADD itself, so nothing reaches the
             // consumers), and denied a foreign service's stream.
             #expect {
-                try node.command(["XADD", orders.eventStream, "0-0", "type", "Probe"])
+                try node.command([
+                    "XADD", orders.eventPartitioning?.key(0) ?? orders.eventStream, "0-0", "type", "Probe",
+                ])
             } throws: { error in
                 "\(error)".contains("greater than 0-0")
             }

@@ -81,14 +81,17 @@ struct SagaDeadlineTests {
         let id = try await client.submit("/v1/orders", ShopTests.order(user, [(widget, 1)]))
         // The OrderPlaced inventory has not read yet is replaced by a copy whose payload is
         // poison (items is not a list), as a producer bug would write it.
-        let placed = try await eventuallyValue("the OrderPlaced on orders.events", timeout: 20) {
-            try redis.xrange("{orders}.events").last { $0["type"] == "OrderPlaced" && $0["correlation"] == id }
+        // orders.events is partitioned by order: the order's events are in its partition.
+        let topology = try Choreo.Topology.load(path: system.topologyPath, environment: system.environment)
+        let partition = topology.service("orders")!.eventStream(data: #"{"orderId":"\#(id)"}"#, correlation: id)
+        let placed = try await eventuallyValue("the OrderPlaced on its partition of orders.events", timeout: 20) {
+            try redis.xrange(partition).last { $0["type"] == "OrderPlaced" && $0["correlation"] == id }
         }
-        try redis.command(["XDEL", "{orders}.events", placed.id])
+        try redis.command(["XDEL", partition, placed.id])
         let poisoned = placed.fields.map {
             $0.name == "data" ? StreamField("data", #"{"orderId":"\#(id)","items":7}"#) : $0
         }
-        try redis.xadd("{orders}.events", fields: poisoned)
+        try redis.xadd(partition, fields: poisoned)
         try system.startPool("inventory")
         // Dead-lettering marks the command `dead` first; the deadline then settles the saga.
         try await eventually("the command settled by the deadline", timeout: 30) {

@@ -120,19 +120,33 @@ def main():
         def key(stream):
             service, _, kind = stream.rpartition(".")
             return stream if stream.startswith("{") or kind not in ("events", "commands", "dead") else f"{{{service}}}.{kind}"
-        streams = [key(f"{name}.commands")] + [key(s) for s in (spec or {}).get("consumes") or []]
-        triggers = [{"type": "redis-streams", "metadata": {"address": "redis.choreo.svc:6379", "stream": s, "consumerGroup": name,
-                                                           "lagCount": "200", "activationLagCount": "1"},
-                     "authenticationRef": {"name": "choreo-redis"}} for s in streams]
+        def partitions(stream):
+            # A partitioned events stream (`events: {partitions: N}`): its partitions' keys.
+            owner, _, kind = stream.rpartition(".")
+            count = int((((services.get(owner) or {}).get("events") or {}).get("partitions") or 1)) if kind == "events" else 1
+            return [key(stream).replace("}", f"#p{index}}}", 1) for index in range(count)] if count > 1 else [key(stream)]
+        groups = [[key(f"{name}.commands")]] + [partitions(s) for s in (spec or {}).get("consumes") or []]
+        def trigger_name(stream):
+            return "".join(c if c.isalnum() else "_" for c in stream).strip("_")
+        triggers = [{"type": "redis-streams", "name": trigger_name(s),
+                     "metadata": {"address": "redis.choreo.svc:6379", "stream": s, "consumerGroup": name,
+                                  "lagCount": "200", "activationLagCount": "1"},
+                     "authenticationRef": {"name": "choreo-redis"}} for group in groups for s in group]
+        advanced = {"horizontalPodAutoscalerConfig": {"behavior": {"scaleDown": {"stabilizationWindowSeconds": 120}}}}
+        if any(len(group) > 1 for group in groups):
+            # A partitioned stream's lag is the sum of its partitions' lags; the pool scales on
+            # the largest of its streams' lags.
+            terms = [" + ".join(trigger_name(s) for s in group) for group in groups]
+            advanced["scalingModifiers"] = {"formula": "max([" + ", ".join(terms) + "])", "target": "200",
+                                            "activationTarget": "1", "metricType": "AverageValue"}
         keda.append({"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject", "metadata": {"name": f"choreo-{name}", "namespace": NS},
                      "spec": {"scaleTargetRef": {"name": f"choreo-{name}"}, "minReplicaCount": 1, "maxReplicaCount": 20, "pollingInterval": 5,
-                              "cooldownPeriod": 120,
-                              "advanced": {"horizontalPodAutoscalerConfig": {"behavior": {"scaleDown": {"stabilizationWindowSeconds": 120}}}},
-                              "triggers": triggers}})
+                              "cooldownPeriod": 120, "advanced": advanced, "triggers": triggers}})
     dump("30-keda.yaml", keda,
          "# KEDA autoscaling of each worker pool on its consumer groups' lag (entries not yet delivered,\n"
          "# `lagCount`: a better signal than pending, which only counts what is already being handled):\n"
-         "# one redis-streams trigger per consumed stream, 200 entries of lag per pod.\n")
+         "# one redis-streams trigger per consumed stream (per partition of a partitioned one, whose\n"
+         "# lags are summed by a scaling formula), 200 entries of lag per pod.\n")
 
 
 if __name__ == "__main__":

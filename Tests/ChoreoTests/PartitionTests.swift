@@ -1,0 +1,168 @@
+import Choreo
+import ChoreoTesting
+import Foundation
+import Redis
+import Testing
+
+@Suite("Partitioned streams: per-key order across processes")
+struct PartitionTests {
+    @Test("a publish goes to hash(key) mod N; partitions carry their own hash tags")
+    func routing() throws {
+        let partitioning = StreamPartitioning(stream: "{orders}.events", count: 8, keyField: "orderId")
+        #expect(partitioning.key(3) == "{orders#p3}.events")
+        #expect(partitioning.index(ofKey: "{orders#p3}.events") == 3)
+        #expect(partitioning.index(ofKey: "{orders}.events") == nil)
+        let data = "{\"orderId\":\"o-42\",\"total\":5}"
+        let index = partitioning.partition(data: data, correlation: "c-1")
+        #expect(index == StreamPartitioning.partition(of: "o-42", count: 8))
+        // Every event of one order, whatever its saga, lands in one partition.
+        #expect(partitioning.partition(data: "{\"orderId\":\"o-42\"}", correlation: "c-2") == index)
+        // No key field: the correlation id.
+        #expect(
+            partitioning.partition(data: "{\"total\":5}", correlation: "c-1")
+                == StreamPartitioning.partition(of: "c-1", count: 8))
+        // Integers route by their digits.
+        #expect(
+            partitioning.partition(data: "{\"orderId\":42}", correlation: "x")
+                == StreamPartitioning.partition(of: "42", count: 8))
+        // FNV-1a 32 (stable across versions and languages).
+        #expect(StreamPartitioning.partition(of: "a", count: 1_000_000_007) == 0xE40C_292C % 1_000_000_007)
+        // Spread: 1,000 keys over 8 partitions, none empty or hot.
+        var counts = [Int](repeating: 0, count: 8)
+        for key in 0..<1000 { counts[StreamPartitioning.partition(of: "order-\(key)", count: 8)] += 1 }
+        #expect(counts.allSatisfy { $0 > 80 && $0 < 170 }, "\(counts)")
+        // The partitions' hash tags spread over a 3-master cluster's slot ranges.
+        let masters = Set(
+            partitioning.keys.map { key in
+                let slot = RedisSlot.of(key)
+                return slot <= 5460 ? 0 : slot <= 10922 ? 1 : 2
+            })
+        #expect(masters.count == 3)
+    }
+
+    @Test("streams.yml: events partitions and key; errors name the path")
+    func topology() throws {
+        let yaml = """
+            version: 1
+            services:
+              orders:
+                schema: orders
+                events: { partitions: 4, key: orderId }
+              payments:
+                schema: payments
+                consumes: [orders.events]
+                policy: { partition_concurrency: 2 }
+            """
+        let topology = try Topology.parse(yaml: yaml)
+        let orders = try #require(topology.service("orders"))
+        #expect(
+            orders.eventPartitioning == StreamPartitioning(stream: "{orders}.events", count: 4, keyField: "orderId"))
+        let payments = try #require(topology.service("payments"))
+        #expect(topology.consumedKeys(of: payments).suffix(4) == orders.eventPartitioning!.keys[...])
+        #expect(topology.logicalStream(ofKey: "{orders#p2}.events") == "{orders}.events")
+        #expect(payments.policy.partitionConcurrency == 2)
+        let outbox = OutboxMessage(
+            .event(type: "OrderPlaced", data: "{\"orderId\":\"o-1\"}"), cause: Envelope(type: "PlaceOrder", data: "{}"),
+            service: orders)
+        #expect(outbox.stream == orders.eventPartitioning!.key(StreamPartitioning.partition(of: "o-1", count: 4)))
+        for (bad, message) in [
+            ("events: { partitions: 0 }", "must be between 1 and"),
+            ("events: { key: orderId }", "is required"),
+            ("events: { partitions: 4, key: 'a b' }", "must be a payload field name"),
+        ] {
+            let text = "version: 1\nservices:\n  orders:\n    \(bad)\n"
+            #expect(throws: TopologyError.self) { try Topology.parse(yaml: text) }
+            do { _ = try Topology.parse(yaml: text) } catch { #expect("\(error)".contains(message), "\(error)") }
+        }
+    }
+
+    @Test(
+        "a retrying head holds back only its own partition's later messages; a dead head does not block",
+        arguments: RedisBackend.allCases)
+    func retryHoldsOnlyItsPartition(redis backend: RedisBackend) async throws {
+        var policy = ProbeHarness.testPolicy
+        policy.maxDeliveries = 50
+        policy.backoff = Backoff(initial: 0.1, max: 0.2, multiplier: 2, jitter: 0.1)
+        let harness = try PartitionHarness(partitions: 8, policy: policy, redisURL: backend.url)
+        try harness.migrate()
+        let keys = harness.keysInDistinctPartitions(3)
+        let (held, free, dead) = (keys[0], keys[1], keys[2])
+        try harness.close("gate")
+        try harness.publish(key: held, value: 1, gate: "gate")
+        try harness.publish(key: dead, value: 1, failTimes: 1000)
+        for value in 2...4 { try harness.publish(key: held, value: value) }
+        for value in 2...4 { try harness.publish(key: dead, value: value) }
+        for value in 1...4 { try harness.publish(key: free, value: value) }
+        let worker = try harness.startWorker()
+        defer {
+            worker.requestStop()
+            worker.waitUntilStopped(timeout: 10)
+        }
+        try await eventually("the free key's messages handled", timeout: 60) {
+            try harness.handled().filter { $0.key == free }.count == 4
+        }
+        // The failed head has been retried a few times: its later messages are still waiting.
+        let heldPartition = harness.partitioning.key(StreamPartitioning.partition(of: held, count: 8))
+        try await eventually("the held head retried", timeout: 60) {
+            try harness.redis.xpending(heldPartition, group: harness.sink, count: 1).first?.deliveries ?? 0 >= 3
+        }
+        #expect(try harness.handled().filter { $0.key == held }.isEmpty)
+        #expect(try harness.redis.xpendingSummary(heldPartition, group: harness.sink).count == 4)
+        try harness.open("gate")
+        try await eventually("the held key's messages handled after its head", timeout: 60) {
+            try harness.handled().filter { $0.key == held }.count == 4
+        }
+        let heldRows = try harness.handled().filter { $0.key == held }
+        #expect(heldRows.map(\.value) == [1, 2, 3, 4])
+        #expect(heldRows[0].attempt >= 3)
+        #expect(heldRows.dropFirst().allSatisfy { $0.attempt == 1 }, "held-back messages count no failed delivery")
+        let freeRows = try harness.handled().filter { $0.key == free }
+        #expect(freeRows.map(\.value) == [1, 2, 3, 4])
+        #expect(freeRows.last!.n < heldRows.first!.n, "the other partition did not wait for the failed head")
+        // A head that always fails goes dead after max_deliveries, then its partition moves on.
+        try await eventually("the dead head's partition moved on", timeout: 90) {
+            try harness.handled().filter { $0.key == dead }.count == 3
+        }
+        #expect(try harness.handled().filter { $0.key == dead }.map(\.value) == [2, 3, 4])
+        #expect(try harness.deadCount() == 1)
+        try await eventually("nothing pending", timeout: 30) { try harness.pendingCount() == 0 }
+        #expect(try harness.inversions().isEmpty)
+    }
+
+    @Test(
+        "3 processes, kill -9 and restarts moving partitions: every key handled in publish order, once",
+        arguments: RedisBackend.allCases)
+    func orderAcrossKills(redis backend: RedisBackend) async throws {
+        let harness = try PartitionHarness(partitions: 8, redisURL: backend.url)
+        let file = try harness.writeTopology(processes: 3, batch: 10)
+        let supervisor = try harness.spawnChoreo(["worker", harness.sink, "--topology", file])
+        defer { kill(supervisor, SIGTERM) }
+        try await eventually("three live workers owning every partition", timeout: 60) {
+            try harness.liveWorkers().count == 3 && harness.owners().allSatisfy { $0 != nil }
+        }
+        let keys = (0..<40).map { "key-\($0)" }
+        var events: [(key: String, value: Int)] = []
+        for value in 1...40 { for key in keys { events.append((key, value)) } }
+        try harness.publish(events, ms: 4)
+        var killed: [pid_t] = []
+        for round in 0..<3 {
+            try await eventually("progress before kill \(round + 1)", timeout: 60) {
+                try harness.handledCount() >= (round + 1) * events.count / 5
+            }
+            let live = try harness.liveWorkers().filter { !killed.contains($0.pid) }
+            let victim = try #require(live.randomElement())
+            kill(victim.pid, SIGKILL)
+            killed.append(victim.pid)
+        }
+        try await eventually("every event handled", timeout: 120) { try harness.handledCount() == events.count }
+        try await eventually("nothing pending", timeout: 60) { try harness.pendingCount() == 0 }
+        let rows = try harness.handled()
+        #expect(rows.count == events.count, "each event applied once")
+        #expect(try harness.inversions().isEmpty)
+        #expect(try harness.deadCount() == 0)
+        // Partitions did move: some partition was handled by more than one consumer.
+        let consumersByPartition = Dictionary(grouping: rows, by: \.stream).mapValues { Set($0.map(\.handledBy)).count }
+        #expect(consumersByPartition.values.contains { $0 > 1 }, "\(consumersByPartition)")
+        #expect(Set(rows.map(\.handledBy)).count > 3)
+    }
+}
