@@ -161,7 +161,7 @@ let package = Package(
                 "Choreo", "ChoreoTesting", "Hello", "ShopContracts", "Users", "Inventory", "Payments", "Orders",
                 "Postgres",
             ]),
-        .testTarget(name: "ChoreoTests", dependencies: ["Choreo", "ChoreoTesting", "Redis", "Postgres"]),
+        .testTarget(name: "ChoreoTests", dependencies: ["Choreo", "ChoreoTesting", "Operations", "Redis", "Postgres"]),
         .testTarget(
             name: "ShopTests",
             dependencies: [

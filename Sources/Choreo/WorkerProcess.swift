@@ -6,6 +6,7 @@
 import Foundation
 import Logging
 import Postgres
+import Redis
 
 /// One worker process of a service.
 public final class WorkerProcess: Sendable {
@@ -88,6 +89,18 @@ public final class WorkerProcess: Sendable {
         let connection = try PostgresConnection(url: topology.postgresURL)
         let applied = try RuntimeSchema.migrate(schema: schema, service: service, on: connection)
         if !applied.isEmpty { logger.info("applied migrations", metadata: ["versions": "\(applied)"]) }
+    }
+
+    /// Checks the partition counts of the partitioned streams the service publishes or
+    /// consumes against what Redis recorded (``PartitionLayout``): throws when a count changed
+    /// while the old partitions still hold messages.
+    public func checkPartitions() throws {
+        let streams = [definition.eventStream] + definition.subscribes
+        guard streams.contains(where: { topology.partitioning(of: $0) != nil }) else { return }
+        let redis = try RedisConnection(url: topology.redisURL(for: definition))
+        for note in try PartitionLayout.check(topology, service: definition, redis: redis) {
+            logger.warning("partition count changed", metadata: ["change": "\(note)"])
+        }
     }
 
     private let threads = ThreadGroup()

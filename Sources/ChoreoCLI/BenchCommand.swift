@@ -12,7 +12,7 @@ struct BenchCommand: ParsableCommand {
         commandName: "bench", abstract: "Benchmarks (medians of --runs runs; no timed assertions).",
         subcommands: [
             JSONBench.self, RedisBench.self, PostgresBench.self, RuntimeBench.self, ReplayBench.self, SoakBench.self,
-            ScheduledBench.self,
+            ScheduledBench.self, PartitionBench.self,
         ])
 }
 

@@ -43,15 +43,7 @@ final class BenchService {
     /// Starts `count` worker processes of this binary.
     @discardableResult
     func startWorkers(_ count: Int) throws -> [pid_t] {
-        var environment = ProcessInfo.processInfo.environment
-        environment["LOG_LEVEL"] = "error"
-        environment["REDIS_URL"] = nil
-        environment["DATABASE_URL"] = nil
-        let started = try (0..<count).map { _ in
-            try ChildProcess.spawn(
-                ChildProcess.currentExecutable, ["worker", name, "--single", "--topology", file],
-                environment: environment)
-        }
+        let started = try Self.spawnWorkers(count, service: name, topology: file)
         pids += started
         return started
     }
@@ -67,5 +59,19 @@ final class BenchService {
         _ = try? redis.command(["DEL", definition.commandStream, definition.eventStream, definition.deadStream])
         if definition.schema != nil { _ = try? postgres.execute("DROP SCHEMA \(name) CASCADE") }
         try? FileManager.default.removeItem(atPath: file)
+    }
+
+    /// Starts `count` `choreo worker <service> --single` processes of this binary for the
+    /// topology file `topology`, logging errors only, with the URLs from the file.
+    static func spawnWorkers(_ count: Int, service: String, topology: String) throws -> [pid_t] {
+        var environment = ProcessInfo.processInfo.environment
+        environment["LOG_LEVEL"] = "error"
+        environment["REDIS_URL"] = nil
+        environment["DATABASE_URL"] = nil
+        return try (0..<count).map { _ in
+            try ChildProcess.spawn(
+                ChildProcess.currentExecutable, ["worker", service, "--single", "--topology", topology],
+                environment: environment)
+        }
     }
 }

@@ -60,6 +60,7 @@ struct WorkerCommand: ParsableCommand {
         }
         let worker = try WorkerProcess(service: code, topology: topology, logger: Logger(label: "choreo.worker"))
         try retrying { try worker.migrate() }
+        try retrying { try worker.checkPartitions() }
         worker.start()
         let stop = DispatchSemaphore(value: 0)
         let sources = trapSignals { stop.signal() }

@@ -86,8 +86,15 @@ public final class PartitionHarness: @unchecked Sendable {
             service: Probe.service(name: sink), topology: topology, consumer: consumer ?? WorkerProcess.consumerName(),
             intervals: ProbeHarness.quickIntervals)
         try worker.migrate()
+        try worker.checkPartitions()
         worker.start()
         return worker
+    }
+
+    /// Drains and stops an in-process worker.
+    public func stopWorker(_ worker: WorkerProcess) {
+        worker.requestStop()
+        worker.waitUntilStopped(timeout: 10)
     }
 
     /// One handled event, in handling order.

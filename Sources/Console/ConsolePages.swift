@@ -114,7 +114,7 @@ enum ConsolePages {
                 rows += """
                     <td>\(escape(ConsoleMap.display(stream.stream)))</td><td class="num">\(stream.lag.map(String.init) ?? "?")</td>
                     <td class="num">\(stream.pending)</td><td class="num">\(stream.oldestPendingMs.map { "\($0 / 1000)s" } ?? "–")</td>
-                    <td>\(live) live\(gone > 0 ? ", \(gone) gone" : "")</td>
+                    <td>\(live) live\(gone > 0 ? ", \(gone) gone" : "")\(stream.partition == nil ? "" : "<br><span class=\"owner\">owner " + escape(stream.owner ?? "none") + "</span>")</td>
                     """
                 if index == 0 {
                     let span = service.streams.count

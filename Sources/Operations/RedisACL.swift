@@ -25,18 +25,23 @@ public enum RedisACL {
         keys += [service.deadStream, Topology.resultsStream]
         keys += service.subscribes.flatMap(topology.keys(of:)) + service.publishes
         keys += ["choreo:command:*", Topology.workersKey(service.name)]
-        // The leases of the partitions it consumes (its group's only), in a selector of their
-        // own: SET on any other key could replace a stream.
-        let leases = service.subscribes.filter { topology.partitioning(of: $0) != nil }.flatMap(topology.keys(of:)).map
-        {
-            PartitionLease.key(partition: $0, group: service.name)
-        }
+        // The leases of the partitions it consumes (its group's only) and the partition-count
+        // records, in a selector of their own: SET on any other key could replace a stream.
+        let partitioned = ([service.eventStream] + service.subscribes).filter { topology.partitioning(of: $0) != nil }
+        let consumedPartitions = service.subscribes.filter { topology.partitioning(of: $0) != nil }
+        let leases =
+            consumedPartitions.flatMap(topology.keys(of:)).map {
+                PartitionLease.key(partition: $0, group: service.name)
+            }
+            + partitioned.map(PartitionLayout.key)
+        // A partitioned stream as a whole: read when its partition count is checked.
+        let wholes = partitioned.map { "%R~" + $0 }
         for target in topology.services where service.publishes.contains(target.commandStream) {
             keys.append(target.commandStream)
         }
         var unique: [String] = []
         for key in keys where !unique.contains(key) { unique.append(key) }
-        return unique.map { "~" + $0 } + base + [
+        return unique.map { "~" + $0 } + wholes + base + [
             "+xreadgroup", "+xack", "+xadd", "+xclaim", "+xautoclaim", "+xpending", "+xgroup|create",
             "+xgroup|delconsumer", "+xinfo|groups", "+xinfo|consumers", "+xinfo|stream", "+xlen", "+xrange",
             "+xrevrange", "+xtrim", "+exists", "+eval", "+hset", "+hdel", "+hgetall", "+expire", "+multi", "+exec",

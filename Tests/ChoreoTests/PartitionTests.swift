@@ -1,6 +1,7 @@
 import Choreo
 import ChoreoTesting
 import Foundation
+import Operations
 import Redis
 import Testing
 
@@ -108,6 +109,14 @@ struct PartitionTests {
         }
         #expect(try harness.handled().filter { $0.key == held }.isEmpty)
         #expect(try harness.redis.xpendingSummary(heldPartition, group: harness.sink).count == 4)
+        // choreo status and the console: each partition with its owner and numbers.
+        let status = try SystemStatus.collect(topology: harness.topology, redis: harness.redis)
+        let sink = try #require(status.services.first { $0.name == harness.sink })
+        let partitions = sink.streams.filter { $0.partitionOf == harness.partitioning.stream }
+        #expect(partitions.map(\.partition) == Array(0..<8))
+        #expect(partitions.allSatisfy { $0.owner == worker.consumer })
+        #expect(partitions.first { $0.stream == heldPartition }?.pending == 4)
+        #expect(sink.reading(of: harness.partitioning.stream)?.pending ?? 0 >= 4)
         try harness.open("gate")
         try await eventually("the held key's messages handled after its head", timeout: 60) {
             try harness.handled().filter { $0.key == held }.count == 4
@@ -137,8 +146,12 @@ struct PartitionTests {
         let file = try harness.writeTopology(processes: 3, batch: 10)
         let supervisor = try harness.spawnChoreo(["worker", harness.sink, "--topology", file])
         defer { kill(supervisor, SIGTERM) }
-        try await eventually("three live workers owning every partition", timeout: 60) {
-            try harness.liveWorkers().count == 3 && harness.owners().allSatisfy { $0 != nil }
+        try await eventually("three live workers sharing the 8 partitions (3, 3, 2)", timeout: 60) {
+            let live = Set(try harness.liveWorkers().map(\.consumer))
+            let owners = try harness.owners()
+            guard live.count == 3, owners.allSatisfy({ $0.map(live.contains) == true }) else { return false }
+            let counts = Dictionary(grouping: owners.compactMap { $0 }, by: { $0 }).mapValues(\.count)
+            return counts.count == 3 && counts.values.allSatisfy { $0 == 2 || $0 == 3 }
         }
         let keys = (0..<40).map { "key-\($0)" }
         var events: [(key: String, value: Int)] = []
@@ -149,7 +162,9 @@ struct PartitionTests {
             try await eventually("progress before kill \(round + 1)", timeout: 60) {
                 try harness.handledCount() >= (round + 1) * events.count / 5
             }
-            let live = try harness.liveWorkers().filter { !killed.contains($0.pid) }
+            // An owner of partitions, so that they move.
+            let owners = Set(try harness.owners().compactMap { $0 })
+            let live = try harness.liveWorkers().filter { !killed.contains($0.pid) && owners.contains($0.consumer) }
             let victim = try #require(live.randomElement())
             kill(victim.pid, SIGKILL)
             killed.append(victim.pid)
@@ -164,5 +179,38 @@ struct PartitionTests {
         let consumersByPartition = Dictionary(grouping: rows, by: \.stream).mapValues { Set($0.map(\.handledBy)).count }
         #expect(consumersByPartition.values.contains { $0 > 1 }, "\(consumersByPartition)")
         #expect(Set(rows.map(\.handledBy)).count > 3)
+    }
+
+    @Test("changing the partition count is refused while the old partitions hold messages, accepted once drained")
+    func countChange() async throws {
+        let harness = try PartitionHarness(partitions: 4)
+        try harness.migrate()
+        let sink = harness.definition
+        #expect(try PartitionLayout.check(harness.topology, service: sink, redis: harness.redis).isEmpty)
+        #expect(try harness.redis.command(["GET", PartitionLayout.key(harness.partitioning.stream)]).string == "4")
+        for value in 1...5 { try harness.publish(key: "k", value: value) }
+        // The groups exist once a consumer has read the partitions: start one, stop it at once.
+        var wider = harness.topology
+        let index = try #require(wider.services.firstIndex { $0.name == harness.source })
+        wider.services[index].eventPartitioning?.count = 8
+        var worker = try harness.startWorker()
+        try await eventually("handled", timeout: 60) { try harness.handledCount() == 5 }
+        harness.stopWorker(worker)
+        for value in 6...8 { try harness.publish(key: "k", value: value) }
+        #expect {
+            try PartitionLayout.check(wider, service: sink, redis: harness.redis)
+        } throws: { error in
+            let text = "\(error)"
+            return error is PartitionLayout.ChangeRefused && text.contains("written with 4 partition(s)")
+                && text.contains("3 undelivered") && text.contains("drain first")
+        }
+        #expect(try harness.redis.command(["GET", PartitionLayout.key(harness.partitioning.stream)]).string == "4")
+        worker = try harness.startWorker()
+        try await eventually("drained", timeout: 60) { try harness.handledCount() == 8 && harness.pendingCount() == 0 }
+        harness.stopWorker(worker)
+        let notes = try PartitionLayout.check(wider, service: sink, redis: harness.redis)
+        #expect(notes.count == 1 && notes[0].contains("4 -> 8"), "\(notes)")
+        #expect(try harness.redis.command(["GET", PartitionLayout.key(harness.partitioning.stream)]).string == "8")
+        #expect(try harness.inversions().isEmpty)
     }
 }
