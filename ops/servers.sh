@@ -130,7 +130,7 @@ start_postgres() {
     mkdir -p "$dir/socket"
     [ "$(id -u)" -eq 0 ] && chown postgres:postgres "$dir/socket"
     as_postgres "$bin/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w -t 60 \
-        -o "-p $port -k $dir/socket -c listen_addresses=127.0.0.1 -c fsync=$fsync -c max_connections=300 -c shared_buffers=256MB ${CHOREO_POSTGRES_OPTIONS:-}" \
+        -o "-p $port -k $dir/socket -c listen_addresses=127.0.0.1 -c fsync=$fsync -c max_connections=500 -c shared_buffers=256MB ${CHOREO_POSTGRES_OPTIONS:-}" \
         start >/dev/null || { echo "postgres did not start; log:" >&2; tail -n 20 "$dir/postgres.log" >&2; return 1; }
     CHOREO_STARTED_POSTGRES+=("$dir")
     # An application database and a login role that may create per-service roles and schemas.

@@ -55,7 +55,7 @@ struct ClusterFailoverTests {
         // can stay behind; a group delivered the last entry has none).
         try await eventually("no group lags", timeout: 30) {
             try topology.services.allSatisfy { service in
-                try service.consumedStreams.allSatisfy { stream in
+                try topology.consumedKeys(of: service).allSatisfy { stream in
                     try redis.xinfoGroups(stream).first { $0.name == service.name }.map { ($0.lag ?? 0) == 0 } ?? true
                 }
             }
