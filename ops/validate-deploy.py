@@ -54,7 +54,7 @@ def topology():
     def keys(stream):
         # A partitioned events stream (`events: {partitions: N}`) is N streams, one per partition.
         owner, _, kind = stream.rpartition(".")
-        count = int((((declared.get(owner) or {}).get("events") or {}).get("partitions") or 1)) if kind == "events" else 1
+        count = int((((declared.get(owner) or {}).get(kind) or {}).get("partitions") or 1)) if kind in ("events", "commands") else 1
         key = stream_key(stream)
         return [key.replace("}", f"#p{index}}}", 1) for index in range(count)] if count > 1 else [key]
 
@@ -63,7 +63,7 @@ def topology():
         policy = dict(defaults)
         policy.update(spec.get("policy") or {})
         services[name] = {
-            "streams": [stream_key(f"{name}.commands")] + [k for s in spec.get("consumes") or [] for k in keys(s)],
+            "streams": keys(f"{name}.commands") + [k for s in spec.get("consumes") or [] for k in keys(s)],
             "shutdown": seconds(policy.get("shutdown_timeout", "20s")),
         }
     return services

@@ -114,7 +114,7 @@ final class BatchProcessor {
                 continue
             }
             guard let handler = service.handler(for: envelope.type) else {
-                if stream != definition.commandStream {
+                if !definition.isCommandStream(stream) {
                     settled.append((entry.id, envelope.type, .ignored, .acked))
                     acks.append(entry.id)
                 } else {

@@ -243,7 +243,7 @@ public final class Maintenance: Sendable {
     /// a partitioned one) below what every
     /// consumer group acknowledged, beyond `maxlen`; flags a backlog over the limit.
     func trim(_ redis: RedisConnection) throws {
-        for stream in [definition.commandStream] + topology.keys(of: definition.eventStream) {
+        for stream in topology.keys(of: definition.commandStream) + topology.keys(of: definition.eventStream) {
             let (removed, reading) = try topology.retention(of: stream).trim(redis)
             if removed > 0 { metrics.trimmed(stream: stream, count: removed) }
             metrics.gauge("choreo_stream_backlog", [("stream", stream)]).record(reading.backlog)

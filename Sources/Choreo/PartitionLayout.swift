@@ -38,7 +38,7 @@ public enum PartitionLayout {
         -> [String]
     {
         var notes: [String] = []
-        for stream in [service.eventStream] + service.subscribes {
+        for stream in [service.commandStream, service.eventStream] + service.subscribes {
             let configured = topology.partitioning(of: stream)?.count ?? 1
             let recordedText = try redis.command(["GET", key(stream)]).string
             var recorded = recordedText.flatMap { Int($0) }

@@ -14,10 +14,14 @@ public struct Publisher: Sendable {
     public let commandTTL: Int
     /// The service's query types: their reply records live ``Topology/queryReplyTTL`` only.
     public let queryTypes: Set<String>
+    /// The partitioned streams, by stream: a message for one goes to its key's partition.
+    let partitioned: [String: StreamPartitioning]
 
     /// Creates a publisher.
     public init(service: ServiceDefinition, topology: Topology) {
         self.service = service
+        self.partitioned = Dictionary(
+            topology.partitionings.map { ($0.stream, $0) }, uniquingKeysWith: { first, _ in first })
         self.resultsMaxLength = topology.resultsMaxLength
         self.commandTTL = Int(topology.commandTTL)
         self.queryTypes = topology.queryTypes(of: service.name)
@@ -28,7 +32,7 @@ public struct Publisher: Sendable {
         guard let commandID = message.commandID, let status = message.status else {
             // No MAXLEN: a stream is trimmed only below what every group acknowledged
             // (StreamRetention, run by the owner's maintenance).
-            return [RedisConnection.xaddArguments(message.stream, fields: message.fields)]
+            return [RedisConnection.xaddArguments(stream(of: message), fields: message.fields)]
         }
         let key = Topology.commandKey(commandID)
         let payloadField = status == .succeeded ? "result" : "error"
@@ -40,6 +44,14 @@ public struct Publisher: Sendable {
             ["EXPIRE", key, String(queryTypes.contains(message["type"] ?? "") ? Topology.queryReplyTTL : commandTTL)],
             RedisConnection.xaddArguments(Topology.resultsStream, fields: message.fields, maxLength: resultsMaxLength),
         ]
+    }
+
+    /// The stream `message` is written to: its own, or its key's partition of a partitioned
+    /// stream (a command to a partitioned service, a delayed or deferred message).
+    func stream(of message: OutboxMessage) -> String {
+        guard !partitioned.isEmpty, let partitioning = partitioned[message.stream] else { return message.stream }
+        return partitioning.key(
+            partitioning.partition(data: message["data"] ?? "{}", correlation: message["correlation"] ?? ""))
     }
 
     /// Commands that copy `entry` to the dead-letter stream with the reason, and, when it is
@@ -59,7 +71,7 @@ public struct Publisher: Sendable {
             // Dead letters are never trimmed: an operator replays or purges them.
             RedisConnection.xaddArguments(service.deadStream, fields: fields)
         ]
-        if let envelope, stream == service.commandStream, envelope.correlation == envelope.id {
+        if let envelope, service.isCommandStream(stream), envelope.correlation == envelope.id {
             let data = MessageContext.jsonObject(["code": "dead", "reason": reason])
             let result = OutboxMessage.result(
                 commandID: envelope.id, status: .dead, type: envelope.type, data: data, causation: envelope.id,

@@ -174,15 +174,12 @@ public final class Scheduler: Sendable {
                 if !fields.contains(where: { $0.name == "due" }) {
                     fields.append(StreamField("due", String(try row.decode(Int64.self, "due"))))
                 }
-                var stream = try row.decode(String.self, "stream")
-                if let partitioning = definition.eventPartitioning, stream == partitioning.stream {
-                    // A delayed event goes to its key's partition, like one published at once.
-                    let field = { (name: String) in fields.first { $0.name == name }?.value ?? "" }
-                    stream = partitioning.key(
-                        partitioning.partition(data: field("data"), correlation: field("correlation")))
-                }
+                // A delayed message for a partitioned stream goes to its key's partition (the
+                // publisher routes it), like one sent at once.
                 messages.append(
-                    OutboxMessage(stream: stream, fields: fields, commandID: nil, status: nil, seq: nil))
+                    OutboxMessage(
+                        stream: try row.decode(String.self, "stream"), fields: fields, commandID: nil, status: nil,
+                        seq: nil))
                 lateness.append(try row.decode(Double.self, "late"))
             }
             let commands = messages.flatMap { publisher.commands(for: $0) }

@@ -32,6 +32,9 @@ public struct ServiceDefinition: Sendable, Equatable {
     /// How its events stream is partitioned (`events: {partitions: N, key: field}` in
     /// streams.yml); `nil`: one stream.
     public var eventPartitioning: StreamPartitioning?
+    /// How its commands stream is partitioned (`commands: {partitions: N, key: field}`; the key
+    /// field is required: a submitted command's correlation is its new id); `nil`: one stream.
+    public var commandPartitioning: StreamPartitioning?
 
     /// Creates a service definition.
     public init(
@@ -63,6 +66,25 @@ public struct ServiceDefinition: Sendable, Equatable {
     public func eventStream(data: String, correlation: String) -> String {
         guard let eventPartitioning else { return eventStream }
         return eventPartitioning.key(eventPartitioning.partition(data: data, correlation: correlation))
+    }
+
+    /// The Redis stream a command with payload `data` is written to: the commands stream, or
+    /// its partition for that key.
+    public func commandStream(data: String, correlation: String) -> String {
+        guard let commandPartitioning else { return commandStream }
+        return commandPartitioning.key(commandPartitioning.partition(data: data, correlation: correlation))
+    }
+
+    /// Whether Redis key `key` is this service's commands stream or one of its partitions.
+    public func isCommandStream(_ key: String) -> Bool {
+        key == commandStream || commandPartitioning?.index(ofKey: key) != nil
+    }
+
+    /// The hash tag the idempotency record of a command written to `stream` carries: the
+    /// stream's own (the service's, or its partition's), so the check and the `XADD` share a slot.
+    public func idempotencyTag(for stream: String) -> String {
+        guard stream.hasPrefix("{"), let close = stream.firstIndex(of: "}") else { return name }
+        return String(stream[stream.index(after: stream.startIndex)..<close])
     }
 }
 
@@ -215,7 +237,22 @@ public struct Topology: Sendable, Equatable {
     /// partitions it.
     public func partitioning(of stream: String) -> StreamPartitioning? {
         let key = Self.streamKey(stream)
-        return services.lazy.compactMap(\.eventPartitioning).first { $0.stream == key }
+        return partitionings.first { $0.stream == key }
+    }
+
+    /// Every partitioned stream's partitioning (events and commands).
+    public var partitionings: [StreamPartitioning] {
+        services.flatMap { [$0.eventPartitioning, $0.commandPartitioning].compactMap { $0 } }
+    }
+
+    /// The Redis stream a message with `fields` sent to `stream` is written to: `stream`, or
+    /// its key's partition when `stream` is partitioned.
+    public func route(_ stream: String, fields: [StreamField]) -> String {
+        guard let partitioning = partitioning(of: stream) else { return stream }
+        let data = fields.first { $0.name == "data" }?.value ?? "{}"
+        let correlation =
+            fields.first { $0.name == "correlation" }?.value ?? fields.first { $0.name == "id" }?.value ?? ""
+        return partitioning.key(partitioning.partition(data: data, correlation: correlation))
     }
 
     /// The Redis keys holding `stream`'s entries: its partitions' keys, or the stream itself.
@@ -231,7 +268,7 @@ public struct Topology: Sendable, Equatable {
     /// The stream (as consumed) that Redis key `key` belongs to: a partition's stream, or the key.
     public func logicalStream(ofKey key: String) -> String {
         guard key.contains("#p") else { return key }
-        return services.lazy.compactMap(\.eventPartitioning).first { $0.index(ofKey: key) != nil }?.stream ?? key
+        return partitionings.first { $0.index(ofKey: key) != nil }?.stream ?? key
     }
 
     /// The key of a command's status hash (found by the command id alone, so in a slot of its

@@ -195,7 +195,8 @@ private struct TopologyReader {
         var service = ServiceDefinition(name: name, policy: defaults)
         if node.scalar?.string == "" || node.scalar?.string == "~" { return service }
         for (key, value) in try mapping(
-            node, path, allowed: ["schema", "consumes", "publishes", "policy", "code", "settings", "events"])
+            node, path,
+            allowed: ["schema", "consumes", "publishes", "policy", "code", "settings", "events", "commands"])
         {
             switch key {
             case "code": service.code = try string(value, "\(path).code")
@@ -215,6 +216,9 @@ private struct TopologyReader {
                 }
             case "events":
                 service.eventPartitioning = try partitioning(value, "\(path).events", stream: service.eventStream)
+            case "commands":
+                service.commandPartitioning = try partitioning(
+                    value, "\(path).commands", stream: service.commandStream, keyRequired: true)
             case "settings":
                 guard let pairs = value.mapping else { throw fail("\(path).settings", value, "must be a mapping") }
                 for (name, item) in pairs {
@@ -233,7 +237,9 @@ private struct TopologyReader {
     }
 
     /// `events: {partitions: N, key: field}`: a partitioned events stream.
-    func partitioning(_ node: Node, _ path: String, stream: String) throws -> StreamPartitioning? {
+    func partitioning(_ node: Node, _ path: String, stream: String, keyRequired: Bool = false) throws
+        -> StreamPartitioning?
+    {
         var count: Int?
         var key: String?
         for (name, value) in try mapping(node, path, allowed: ["partitions", "key"]) {
@@ -255,6 +261,12 @@ private struct TopologyReader {
             }
         }
         guard let count else { throw fail("\(path).partitions", node, "is required (how many partitions)") }
+        if keyRequired, key == nil {
+            throw fail(
+                "\(path).key", node,
+                "is required for a commands stream (a payload field: a submitted command's correlation is its new id, "
+                    + "so retries with its Idempotency-Key must find the same partition by the payload)")
+        }
         guard count > 1 else { return nil }
         return StreamPartitioning(stream: stream, count: count, keyField: key)
     }

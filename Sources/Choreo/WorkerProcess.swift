@@ -95,7 +95,7 @@ public final class WorkerProcess: Sendable {
     /// consumes against what Redis recorded (``PartitionLayout``): throws when a count changed
     /// while the old partitions still hold messages.
     public func checkPartitions() throws {
-        let streams = [definition.eventStream] + definition.subscribes
+        let streams = [definition.commandStream, definition.eventStream] + definition.subscribes
         guard streams.contains(where: { topology.partitioning(of: $0) != nil }) else { return }
         let redis = try RedisConnection(url: topology.redisURL(for: definition))
         for note in try PartitionLayout.check(topology, service: definition, redis: redis) {

@@ -23,19 +23,31 @@ public final class PartitionHarness: @unchecked Sendable {
     /// A Postgres connection for the test.
     public let postgres: PostgresConnection
 
-    /// Creates the harness: `partitions` partitions keyed by the payload's `key`.
+    /// Whether the partitioned stream is `sink`'s own commands stream (no `src`).
+    public let commands: Bool
+
+    /// Creates the harness: `partitions` partitions keyed by the payload's `key`, of `src`'s
+    /// events stream that `sink` consumes, or with `commands`, of `sink`'s own commands stream.
     public init(
         partitions: Int = 8, policy: ServicePolicy = ProbeHarness.testPolicy,
-        redisURL: String = TestEnvironment.redisURL, postgresURL: String = TestEnvironment.databaseURL
+        redisURL: String = TestEnvironment.redisURL, postgresURL: String = TestEnvironment.databaseURL,
+        commands: Bool = false
     ) throws {
+        self.commands = commands
         source = TestEnvironment.uniqueName("psrc")
         sink = TestEnvironment.uniqueName("psink")
         var publisher = ServiceDefinition(name: source, policy: policy, code: "probe")
-        let partitioning = StreamPartitioning(stream: publisher.eventStream, count: partitions, keyField: "key")
-        publisher.eventPartitioning = partitioning
-        self.partitioning = partitioning
-        let consumer = ServiceDefinition(
-            name: sink, schema: sink, subscribes: [publisher.eventStream], policy: policy, code: "probe")
+        var consumer = ServiceDefinition(name: sink, schema: sink, policy: policy, code: "probe")
+        if commands {
+            let partitioning = StreamPartitioning(stream: consumer.commandStream, count: partitions, keyField: "key")
+            consumer.commandPartitioning = partitioning
+            self.partitioning = partitioning
+        } else {
+            let partitioning = StreamPartitioning(stream: publisher.eventStream, count: partitions, keyField: "key")
+            publisher.eventPartitioning = partitioning
+            consumer.subscribes = [publisher.eventStream]
+            self.partitioning = partitioning
+        }
         topology = Topology(redisURL: redisURL, postgresURL: postgresURL, services: [publisher, consumer])
         redis = try RedisConnection(url: redisURL)
         postgres = try PostgresConnection(url: postgresURL)
@@ -54,21 +66,20 @@ public final class PartitionHarness: @unchecked Sendable {
             "{\"key\":\"\(key)\",\"value\":\(value),\"ms\":\(ms),\"failTimes\":\(failTimes)"
             + (gate.map { ",\"gate\":\"\($0)\"" } ?? "") + "}"
         let envelope = Envelope(type: "Sequenced", data: data)
-        let stream = topology.service(source)!.eventStream(data: data, correlation: envelope.correlation)
+        let stream = topology.route(partitioning.stream, fields: envelope.fields)
         try redis.xadd(stream, fields: envelope.fields)
         return stream
     }
 
     /// Publishes many events in one round trip per node, in order.
     public func publish(_ events: [(key: String, value: Int)], ms: Int = 0) throws {
-        let publisher = topology.service(source)!
         var commands: [[String]] = []
         for event in events {
             let data = "{\"key\":\"\(event.key)\",\"value\":\(event.value),\"ms\":\(ms)}"
             let envelope = Envelope(type: "Sequenced", data: data)
             commands.append(
                 RedisConnection.xaddArguments(
-                    publisher.eventStream(data: data, correlation: envelope.correlation), fields: envelope.fields))
+                    topology.route(partitioning.stream, fields: envelope.fields), fields: envelope.fields))
         }
         for start in stride(from: 0, to: commands.count, by: 500) {
             try redis.pipelineCheckingErrors(Array(commands[start..<min(start + 500, commands.count)]))
@@ -204,11 +215,11 @@ public final class PartitionHarness: @unchecked Sendable {
             services:
               \(source):
                 code: probe
-                events: { partitions: \(partitioning.count), key: key }
+                \(commands ? "" : "events: { partitions: \(partitioning.count), key: key }")
               \(sink):
                 code: probe
                 schema: \(sink)
-                consumes: [\(source).events]
+                \(commands ? "commands: { partitions: \(partitioning.count), key: key }" : "consumes: [\(source).events]")
                 policy:
                   batch: \(batch)
                   block: \(Int(policy.block * 1000))ms

@@ -30,14 +30,13 @@ public enum AsyncAPIDocument {
             let commands = handled.values.filter { $0.kind != .event }.map(\.type).sorted()
             let events = published.keys.sorted()
             channels[channelID(definition.commandStream)] = channel(
-                definition.commandStream, commands, "Commands to \(definition.name), read by its consumer group.")
-            let partitioned = definition.eventPartitioning.map { partitioning in
-                " Partitioned: \(partitioning.count) streams, one per partition, each message in partition "
-                    + "fnv1a32(\(partitioning.keyField.map { "payload.\($0)" } ?? "correlation")) mod \(partitioning.count); "
-                    + "a key's messages are handled in publish order."
-            }
+                definition.commandStream, commands,
+                "Commands to \(definition.name), read by its consumer group."
+                    + (definition.commandPartitioning.map(Self.partitionNote) ?? ""),
+                partitions: definition.commandPartitioning)
             channels[channelID(definition.eventStream)] = channel(
-                definition.eventStream, events, "Facts \(definition.name) publishes." + (partitioned ?? ""),
+                definition.eventStream, events,
+                "Facts \(definition.name) publishes." + (definition.eventPartitioning.map(Self.partitionNote) ?? ""),
                 partitions: definition.eventPartitioning)
             channels[channelID(definition.deadStream)] = channel(
                 definition.deadStream, ["DeadLetter"], "Messages \(definition.name) could not handle, with the reason.")
@@ -93,6 +92,13 @@ public enum AsyncAPIDocument {
     static func channelID(_ stream: String) -> String {
         stream.filter { $0 != "{" && $0 != "}" }.replacingOccurrences(of: ".", with: "-").replacingOccurrences(
             of: ":", with: "-")
+    }
+
+    /// How a partitioned stream's messages are spread, for its channel's description.
+    static func partitionNote(_ partitioning: StreamPartitioning) -> String {
+        " Partitioned: \(partitioning.count) streams, one per partition, each message in partition "
+            + "fnv1a32(\(partitioning.keyField.map { "payload.\($0)" } ?? "correlation")) mod \(partitioning.count); "
+            + "a key's messages are handled in publish order."
     }
 
     static func channel(

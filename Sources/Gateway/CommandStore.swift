@@ -148,9 +148,13 @@ public final class CommandStore: Sendable {
         guard let idempotencyKey else {
             return try await submitAtomically(envelope, service: service, principal: principal)
         }
+        // A partitioned commands stream: the record goes in the partition's slot, the
+        // partition picked by the payload's key field (so a retry finds the same one).
+        let stream = service.commandStream(data: envelope.data, correlation: envelope.correlation)
         let keys = [
-            service.commandStream,
-            Topology.idempotencyKey(service: service.name, principal: principal, key: idempotencyKey),
+            stream,
+            Topology.idempotencyKey(
+                service: service.idempotencyTag(for: stream), principal: principal, key: idempotencyKey),
         ]
         let script =
             ["EVAL", Self.submitScript, "2"] + keys + [envelope.id, String(Int(topology.commandTTL)), fingerprint]
@@ -207,7 +211,11 @@ public final class CommandStore: Sendable {
         let id = envelope.id
         let steps = [
             record(envelope, service: service, principal: principal),
-            [RedisConnection.xaddArguments(service.commandStream, fields: envelope.fields)],
+            [
+                RedisConnection.xaddArguments(
+                    service.commandStream(data: envelope.data, correlation: envelope.correlation),
+                    fields: envelope.fields)
+            ],
         ]
         client().transaction(steps: steps) { result in
             completion(
@@ -224,7 +232,8 @@ public final class CommandStore: Sendable {
 
     /// Sends a query message (no status record, no idempotency).
     public func sendQuery(_ envelope: Envelope, service: ServiceDefinition) async throws {
-        let arguments = RedisConnection.xaddArguments(service.commandStream, fields: envelope.fields)
+        let arguments = RedisConnection.xaddArguments(
+            service.commandStream(data: envelope.data, correlation: envelope.correlation), fields: envelope.fields)
         try await client().command(arguments)
     }
 
@@ -267,11 +276,16 @@ public final class CommandStore: Sendable {
             return cached.pressure
         }
         let streams = topology.backpressureStreams(of: service)
+        let commandKeys = topology.keys(of: service.commandStream)
         let pressure = try await client().withConnection { redis in
             // (XINFO fails on a stream that does not exist yet: nothing submitted, no lag.)
             var lag: Int?
-            if service.policy.maxLag != nil, try redis.command(["EXISTS", service.commandStream]).int == 1 {
-                lag = try redis.xinfoGroups(service.commandStream).first { $0.name == service.name }?.lag
+            if service.policy.maxLag != nil {
+                // A partitioned commands stream: its partitions' lags summed.
+                for key in commandKeys where try redis.command(["EXISTS", key]).int == 1 {
+                    let part = try redis.xinfoGroups(key).first { $0.name == service.name }?.lag
+                    lag = (lag ?? 0) + (part ?? 0)
+                }
             }
             var over: StreamRetention.Reading?
             for stream in streams {

@@ -146,11 +146,19 @@ public final class DeadLetterSet {
         return letter.originalFields.filter { $0.name != "replays" } + [StreamField("replays", String(replays))]
     }
 
+    /// Where a replay of a letter with `fields` goes: the service's commands stream, or its key's
+    /// partition of it.
+    static func target(_ service: ServiceDefinition, _ fields: [StreamField]) -> String {
+        let field = { (name: String) in fields.first { $0.name == name }?.value ?? "" }
+        return service.commandStream(data: field("data"), correlation: field("correlation"))
+    }
+
     /// Replays one letter into the service's commands stream, then deletes it. Returns the
     /// new entry id.
     @discardableResult
     public func replay(_ letter: DeadLetter) throws -> String {
-        let id = try redis.xadd(service.commandStream, fields: Self.replayFields(letter))
+        let fields = Self.replayFields(letter)
+        let id = try redis.xadd(Self.target(service, fields), fields: fields)
         _ = try redis.xdel(service.deadStream, ids: [letter.entry.id])
         return id
     }
@@ -163,8 +171,8 @@ public final class DeadLetterSet {
             let part = letters[start..<min(start + chunk, letters.count)]
             try redis.pipelineCheckingErrors(
                 part.map { letter in
-                    ["XADD", service.commandStream, "*"]
-                        + Self.replayFields(letter).flatMap { [$0.name, $0.value] }
+                    let fields = Self.replayFields(letter)
+                    return ["XADD", Self.target(service, fields), "*"] + fields.flatMap { [$0.name, $0.value] }
                 })
             _ = try redis.xdel(service.deadStream, ids: part.map(\.entry.id))
             done += part.count

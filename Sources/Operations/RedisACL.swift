@@ -21,14 +21,18 @@ public enum RedisACL {
 
     /// The rules of a service's worker user.
     public static func serviceRules(_ service: ServiceDefinition, topology: Topology) -> [String] {
-        var keys = [service.commandStream] + topology.keys(of: service.eventStream)
+        var keys = topology.keys(of: service.commandStream) + topology.keys(of: service.eventStream)
         keys += [service.deadStream, Topology.resultsStream]
         keys += service.subscribes.flatMap(topology.keys(of:)) + service.publishes
         keys += ["choreo:command:*", Topology.workersKey(service.name)]
         // The leases of the partitions it consumes (its group's only) and the partition-count
         // records, in a selector of their own: SET on any other key could replace a stream.
-        let partitioned = ([service.eventStream] + service.subscribes).filter { topology.partitioning(of: $0) != nil }
-        let consumedPartitions = service.subscribes.filter { topology.partitioning(of: $0) != nil }
+        let partitioned = ([service.commandStream, service.eventStream] + service.subscribes).filter {
+            topology.partitioning(of: $0) != nil
+        }
+        let consumedPartitions = ([service.commandStream] + service.subscribes).filter {
+            topology.partitioning(of: $0) != nil
+        }
         let leases =
             consumedPartitions.flatMap(topology.keys(of:)).map {
                 PartitionLease.key(partition: $0, group: service.name)
@@ -37,7 +41,7 @@ public enum RedisACL {
         // A partitioned stream as a whole: read when its partition count is checked.
         let wholes = partitioned.map { "%R~" + $0 }
         for target in topology.services where service.publishes.contains(target.commandStream) {
-            keys.append(target.commandStream)
+            keys += topology.keys(of: target.commandStream)
         }
         var unique: [String] = []
         for key in keys where !unique.contains(key) { unique.append(key) }
@@ -53,7 +57,7 @@ public enum RedisACL {
     /// The rules of the gateway's user.
     public static func gatewayRules(_ topology: Topology) -> [String] {
         let keys =
-            topology.services.map(\.commandStream) + [
+            topology.services.flatMap { topology.keys(of: $0.commandStream) } + [
                 Topology.resultsStream, "choreo:command:*", "choreo:idempotency:*", "choreo:ratelimit:*",
                 "choreo:workers:*",
             ]

@@ -136,7 +136,7 @@ public struct SagaTrace: Codable, Sendable {
         for index in steps.indices {
             let step = steps[index]
             let consumers =
-                topology.services.first { $0.commandStream == step.stream }.map { [$0] }
+                topology.services.first { $0.isCommandStream(step.stream) }.map { [$0] }
                 ?? topology.consumers(of: step.stream)
             for service in consumers {
                 if let letter = dead[service.name]?.last(where: {

@@ -62,6 +62,11 @@ struct PartitionTests {
         #expect(topology.consumedKeys(of: payments).suffix(4) == orders.eventPartitioning!.keys[...])
         #expect(topology.logicalStream(ofKey: "{orders#p2}.events") == "{orders}.events")
         #expect(payments.policy.partitionConcurrency == 2)
+        let commands = try Topology.parse(
+            yaml: "version: 1\nservices:\n  orders:\n    commands: { partitions: 2, key: orderId }\n")
+        #expect(
+            commands.service("orders")?.commandPartitioning?.keys == ["{orders#p0}.commands", "{orders#p1}.commands"])
+        #expect(commands.keys(of: "orders.commands") == ["{orders#p0}.commands", "{orders#p1}.commands"])
         let outbox = OutboxMessage(
             .event(type: "OrderPlaced", data: "{\"orderId\":\"o-1\"}"), cause: Envelope(type: "PlaceOrder", data: "{}"),
             service: orders)
@@ -70,6 +75,7 @@ struct PartitionTests {
             ("events: { partitions: 0 }", "must be between 1 and"),
             ("events: { key: orderId }", "is required"),
             ("events: { partitions: 4, key: 'a b' }", "must be a payload field name"),
+            ("commands: { partitions: 4 }", "is required for a commands stream"),
         ] {
             let text = "version: 1\nservices:\n  orders:\n    \(bad)\n"
             #expect(throws: TopologyError.self) { try Topology.parse(yaml: text) }
@@ -212,5 +218,40 @@ struct PartitionTests {
         #expect(notes.count == 1 && notes[0].contains("4 -> 8"), "\(notes)")
         #expect(try harness.redis.command(["GET", PartitionLayout.key(harness.partitioning.stream)]).string == "8")
         #expect(try harness.inversions().isEmpty)
+    }
+
+    @Test(
+        "a partitioned commands stream: two processes handle each key's commands in order; a service's command follows the key",
+        arguments: RedisBackend.allCases)
+    func partitionedCommands(redis backend: RedisBackend) async throws {
+        let harness = try PartitionHarness(partitions: 4, redisURL: backend.url, commands: true)
+        // A command another service sends (or schedules) is routed when it is published.
+        let sender = try #require(harness.topology.service(harness.source))
+        let sent = OutboxMessage(
+            .command(service: harness.sink, type: "Sequenced", data: #"{"key":"key-3","value":1}"#),
+            cause: Envelope(type: "X", data: "{}"), service: sender)
+        #expect(sent.stream == harness.definition.commandStream)
+        #expect(
+            Publisher(service: sender, topology: harness.topology).commands(for: sent).first?[1]
+                == harness.partitioning.key(StreamPartitioning.partition(of: "key-3", count: 4)))
+        let workers = try (0..<2).map { _ in try harness.startWorker() }
+        defer { for worker in workers { harness.stopWorker(worker) } }
+        try await eventually("the two processes share the 4 partitions", timeout: 60) {
+            let owners = try harness.owners()
+            let counts = Dictionary(grouping: owners.compactMap { $0 }, by: { $0 }).mapValues(\.count)
+            return owners.allSatisfy { $0 != nil } && counts.count == 2 && counts.values.allSatisfy { $0 == 2 }
+        }
+        let keys = (0..<12).map { "key-\($0)" }
+        var events: [(key: String, value: Int)] = []
+        for value in 1...25 { for key in keys { events.append((key, value)) } }
+        try harness.publish(events, ms: 1)
+        try await eventually("every command handled", timeout: 120) { try harness.handledCount() == events.count }
+        #expect(try harness.inversions().isEmpty)
+        let rows = try harness.handled()
+        #expect(Set(rows.map(\.handledBy)).count == 2, "both processes took partitions")
+        for row in rows {
+            #expect(row.stream == harness.partitioning.key(StreamPartitioning.partition(of: row.key, count: 4)))
+        }
+        try await eventually("nothing pending", timeout: 30) { try harness.pendingCount() == 0 }
     }
 }

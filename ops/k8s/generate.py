@@ -123,9 +123,9 @@ def main():
         def partitions(stream):
             # A partitioned events stream (`events: {partitions: N}`): its partitions' keys.
             owner, _, kind = stream.rpartition(".")
-            count = int((((services.get(owner) or {}).get("events") or {}).get("partitions") or 1)) if kind == "events" else 1
+            count = int((((services.get(owner) or {}).get(kind) or {}).get("partitions") or 1)) if kind in ("events", "commands") else 1
             return [key(stream).replace("}", f"#p{index}}}", 1) for index in range(count)] if count > 1 else [key(stream)]
-        groups = [[key(f"{name}.commands")]] + [partitions(s) for s in (spec or {}).get("consumes") or []]
+        groups = [partitions(f"{name}.commands")] + [partitions(s) for s in (spec or {}).get("consumes") or []]
         def trigger_name(stream):
             return "".join(c if c.isalnum() else "_" for c in stream).strip("_")
         triggers = [{"type": "redis-streams", "name": trigger_name(s),
