@@ -28,7 +28,7 @@ struct IdleConnectionLoadTests {
         let gateway = try Gateway(topology: probe.topology, configuration: configuration)
         gateway.start()
         defer { gateway.stop() }
-        try await eventually("the gateway's first readings") { gateway.hasFreshReadings }
+        try await eventually("the gateway's first readings", timeout: 60) { gateway.hasFreshReadings }
         try await gateway.application().test(.live) { client in
             let port = try #require(client.port)
             // A command that stays accepted (no worker), long-waited past the idle timeout.

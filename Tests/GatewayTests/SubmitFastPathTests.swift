@@ -29,7 +29,7 @@ struct SubmitFastPathTests {
         gateway.start()
         defer { gateway.stop() }
         if !requireLiveWorker {
-            try await eventually("the gateway's first readings") { gateway.hasFreshReadings }
+            try await eventually("the gateway's first readings", timeout: 60) { gateway.hasFreshReadings }
         }
         try await gateway.application().test(.live) { client in
             try await body(probe, try #require(client.port))
