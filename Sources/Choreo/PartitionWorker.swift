@@ -35,8 +35,9 @@ struct PartitionWorker {
     var policy: ServicePolicy { loop.policy }
     /// How often the owner renews its lease.
     var renewInterval: Double { max(0.1, min(2, lease.ttl / 3)) }
-    /// How often a loop without the lease looks whether it may take it.
-    var checkInterval: Double { max(0.05, min(1, lease.ttl / 4)) }
+    /// How often a loop without the lease looks whether it may take it (a partition given back
+    /// in a rebalance waits this long at most for its next owner).
+    var checkInterval: Double { max(0.05, min(0.25, lease.ttl / 4)) }
 
     mutating func run() {
         var delay = 0.05
