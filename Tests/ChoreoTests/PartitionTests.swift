@@ -1,9 +1,10 @@
-import Choreo
 import ChoreoTesting
 import Foundation
 import Operations
 import Redis
 import Testing
+
+@testable import Choreo
 
 @Suite("Partitioned streams: per-key order across processes", .serialized)
 struct PartitionTests {
@@ -261,5 +262,62 @@ struct PartitionTests {
             #expect(row.stream == harness.partitioning.key(StreamPartitioning.partition(of: row.key, count: 4)))
         }
         try await eventually("nothing pending", timeout: 30) { try harness.pendingCount() == 0 }
+    }
+}
+
+@Suite("Partition ownership and ordered backlogs as plain values")
+struct PartitionStateTests {
+    @Test("a process owns at most its fair share, gives back its highest partitions first")
+    func share() {
+        var share = PartitionBalancer.Share(count: 8, processes: 3)
+        #expect(share.fair == 3)
+        share.owned = [0, 1, 2]
+        #expect(!share.mayAcquire(freeFor: 0, grace: 4))
+        #expect(share.mayAcquire(freeFor: 5, grace: 4), "a partition free too long is taken past the share")
+        share.owned = Set(0..<8)
+        share.processes = 1
+        #expect(!share.shouldRelease(7))
+        share.processes = 4
+        #expect(share.fair == 2)
+        #expect((0..<8).filter(share.shouldRelease) == [2, 3, 4, 5, 6, 7])
+        share.processes = 0
+        #expect(share.fair == 8, "no heartbeat seen yet counts as one process")
+    }
+
+    @Test("a failed head holds the rest; held entries run in a batch after it; adopted ones run alone")
+    func backlog() {
+        func entry(_ id: String) -> StreamEntry { StreamEntry(id: id, fields: [StreamField("type", "T")]) }
+        let now = Date()
+        var backlog = OrderedBacklog()
+        #expect(backlog.next(now: now, batch: 10) == .read)
+        let read = ["1-0", "2-0", "3-0"].map { Delivery(entry: entry($0), attempt: 1) }
+        backlog.apply(
+            read,
+            states: [
+                "1-0": .retrying(attempt: 1, after: 0.5, error: "boom"), "2-0": .delivered(attempt: 1),
+                "3-0": .delivered(attempt: 1),
+            ], now: now)
+        #expect(backlog.count == 2 + 1)
+        #expect(backlog.next(now: now, batch: 10) == .wait(until: now.addingTimeInterval(0.5)))
+        guard case .retryHead(let head) = backlog.next(now: now.addingTimeInterval(1), batch: 10) else {
+            Issue.record("expected the head's retry")
+            return
+        }
+        #expect(head.id == "1-0" && head.deliveries == 1 && head.error == "boom")
+        backlog.apply([Delivery(entry: entry("1-0"), attempt: 2)], states: ["1-0": .acked], now: now)
+        #expect(backlog.next(now: now, batch: 10) == .batch(Array(read[1...])))
+        #expect(backlog.next(now: now, batch: 1) == .batch([read[1]]))
+        backlog.apply(Array(read[1...]), states: ["2-0": .acked, "3-0": .acked], now: now)
+        #expect(backlog.isEmpty)
+        // Adopted from a previous owner: in id order, each claimed and run alone.
+        backlog.adopt([("10-0", 1, nil), ("9-0", 3, now.addingTimeInterval(2))])
+        #expect(backlog.next(now: now, batch: 10) == .wait(until: now.addingTimeInterval(2)))
+        backlog.remove("9-0")
+        guard case .retryHead(let adopted) = backlog.next(now: now, batch: 10) else {
+            Issue.record("expected the adopted entry alone")
+            return
+        }
+        #expect(adopted.id == "10-0" && adopted.entry == nil)
+        #expect(OrderedBacklog.precedes("9-5", "10-0") && !OrderedBacklog.precedes("10-1", "10-0"))
     }
 }
