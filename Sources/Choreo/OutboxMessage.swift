@@ -30,7 +30,8 @@ public struct OutboxMessage: Sendable, Equatable {
         }
         switch emission {
         case .event(let type, let data):
-            self.stream = service.eventStream(data: data, correlation: cause.correlation)
+            // A partitioned stream's partition is picked when the message is published.
+            self.stream = service.eventStream
             self.fields = envelope(type, data).fields
         case .command(let target, let type, let data):
             // The target's commands stream as its consumers read it (hash-tagged).

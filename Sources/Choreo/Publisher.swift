@@ -47,11 +47,11 @@ public struct Publisher: Sendable {
     }
 
     /// The stream `message` is written to: its own, or its key's partition of a partitioned
-    /// stream (a command to a partitioned service, a delayed or deferred message).
+    /// stream. The one place messages are routed: every emitted, relayed, delayed and deferred
+    /// message is written through it.
     func stream(of message: OutboxMessage) -> String {
         guard !partitioned.isEmpty, let partitioning = partitioned[message.stream] else { return message.stream }
-        return partitioning.key(
-            partitioning.partition(data: message["data"] ?? "{}", correlation: message["correlation"] ?? ""))
+        return partitioning.key(for: message.fields)
     }
 
     /// Commands that copy `entry` to the dead-letter stream with the reason, and, when it is

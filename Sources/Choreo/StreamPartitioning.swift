@@ -5,6 +5,7 @@
 
 import ChoreoJSON
 import Foundation
+import Redis
 
 /// The partitions of one stream (`events: {partitions: 8, key: orderId}` in streams.yml).
 ///
@@ -57,6 +58,23 @@ public struct StreamPartitioning: Sendable, Equatable {
     /// The partition for a message with payload `data` and correlation id `correlation`.
     public func partition(data: String, correlation: String) -> Int {
         Self.partition(of: routingKey(data: data, correlation: correlation), count: count)
+    }
+
+    /// The partition key of the message with stream fields `fields` (its `data` and
+    /// `correlation`, or its `id` when it has no correlation).
+    public func key(for fields: [StreamField]) -> String {
+        var data = "{}"
+        var correlation: String?
+        var id = ""
+        for field in fields {
+            switch field.name {
+            case "data": data = field.value
+            case "correlation": correlation = correlation ?? field.value
+            case "id": id = field.value
+            default: break
+            }
+        }
+        return key(partition(data: data, correlation: correlation ?? id))
     }
 
     /// The value a message is routed by: its ``keyField``'s value, else the correlation id.

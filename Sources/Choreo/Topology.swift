@@ -248,11 +248,7 @@ public struct Topology: Sendable, Equatable {
     /// The Redis stream a message with `fields` sent to `stream` is written to: `stream`, or
     /// its key's partition when `stream` is partitioned.
     public func route(_ stream: String, fields: [StreamField]) -> String {
-        guard let partitioning = partitioning(of: stream) else { return stream }
-        let data = fields.first { $0.name == "data" }?.value ?? "{}"
-        let correlation =
-            fields.first { $0.name == "correlation" }?.value ?? fields.first { $0.name == "id" }?.value ?? ""
-        return partitioning.key(partitioning.partition(data: data, correlation: correlation))
+        partitioning(of: stream)?.key(for: fields) ?? stream
     }
 
     /// The Redis keys holding `stream`'s entries: its partitions' keys, or the stream itself.

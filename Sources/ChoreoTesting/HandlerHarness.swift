@@ -200,9 +200,7 @@ public struct HandledMessage: Sendable {
             let data = message["data"] ?? ""
             if message.stream == Topology.resultsStream {
                 result = Result(status: message.status ?? .failed, type: type, data: data)
-            } else if message.stream == service.eventStream
-                || service.eventPartitioning?.index(ofKey: message.stream) != nil
-            {
+            } else if message.stream == service.eventStream {
                 events.append(Message(type: type, data: data, service: service.name))
             } else {
                 let target = message.stream.replacingOccurrences(of: ".commands", with: "")

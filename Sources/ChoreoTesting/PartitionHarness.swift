@@ -207,7 +207,6 @@ public final class PartitionHarness: @unchecked Sendable {
 
     /// Writes the topology as YAML for `choreo` child processes; returns its path.
     public func writeTopology(processes: Int, batch: Int = 20) throws -> String {
-        let policy = definition.policy
         let yaml = """
             version: 1
             redis: \(topology.redisURL)
@@ -221,26 +220,16 @@ public final class PartitionHarness: @unchecked Sendable {
                 schema: \(sink)
                 \(commands ? "commands: { partitions: \(partitioning.count), key: key }" : "consumes: [\(source).events]")
                 policy:
-                  batch: \(batch)
-                  block: \(Int(policy.block * 1000))ms
-                  max_deliveries: \(policy.maxDeliveries)
-                  backoff: { initial: \(Int(policy.backoff.initial * 1000))ms, max: \(Int(policy.backoff.max * 1000))ms }
-                  claim_idle: \(Int(policy.claimIdle * 1000))ms
-                  shutdown_timeout: \(Int(policy.shutdownTimeout))s
-                  processes: \(processes)
+            \(ProbeHarness.policyYAML(definition.policy, batch: batch, processes: processes))
             """
         let path = TestEnvironment.workDirectory + "/\(sink).yml"
         try yaml.write(toFile: path, atomically: true, encoding: .utf8)
         return path
     }
 
-    /// Starts `choreo` with `arguments` (a child process, logging warnings to stderr).
+    /// Starts `choreo` with `arguments` (a child process, stopped when the test process exits).
     public func spawnChoreo(_ arguments: [String]) throws -> pid_t {
-        var environment = ProcessInfo.processInfo.environment
-        environment["LOG_LEVEL"] = "warning"
-        environment["REDIS_URL"] = nil
-        environment["DATABASE_URL"] = nil
-        let pid = try ChildProcess.spawn(TestEnvironment.choreoBinary, arguments, environment: environment)
+        let pid = try ProbeHarness.spawnChoreo(arguments)
         ChildReaper.register(pid)
         return pid
     }

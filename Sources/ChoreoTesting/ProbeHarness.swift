@@ -168,13 +168,7 @@ extension ProbeHarness {
                 code: probe
                 schema: \(name)
                 policy:
-                  batch: \(batch)
-                  block: \(Int(policy.block * 1000))ms
-                  max_deliveries: \(policy.maxDeliveries)
-                  backoff: { initial: \(Int(policy.backoff.initial * 1000))ms, max: \(Int(policy.backoff.max * 1000))ms }
-                  claim_idle: \(Int(policy.claimIdle * 1000))ms
-                  shutdown_timeout: \(Int(policy.shutdownTimeout))s
-                  processes: \(processes)
+            \(Self.policyYAML(policy, batch: batch, processes: processes))
                   not_yet_limit: \(Int(policy.notYetLimit * 1000))ms
             """ + (maxlen.map { "\n      maxlen: \($0)" } ?? "")
         let path = TestEnvironment.workDirectory + "/\(name).yml"
@@ -182,8 +176,25 @@ extension ProbeHarness {
         return path
     }
 
+    /// The lines of a service's `policy:` mapping in a test topology (indented under it): the
+    /// delivery settings of `policy`, with `batch` and `processes`.
+    public static func policyYAML(_ policy: ServicePolicy, batch: Int, processes: Int) -> String {
+        [
+            "batch: \(batch)", "block: \(Int(policy.block * 1000))ms", "max_deliveries: \(policy.maxDeliveries)",
+            "backoff: { initial: \(Int(policy.backoff.initial * 1000))ms, max: \(Int(policy.backoff.max * 1000))ms }",
+            "claim_idle: \(Int(policy.claimIdle * 1000))ms", "shutdown_timeout: \(Int(policy.shutdownTimeout))s",
+            "processes: \(processes)",
+        ].map { "      " + $0 }.joined(separator: "\n")
+    }
+
     /// Starts `choreo` with `arguments`, logging to a file in the work folder.
     public func spawnChoreo(_ arguments: [String], extraEnvironment: [String: String] = [:]) throws -> pid_t {
+        try Self.spawnChoreo(arguments, extraEnvironment: extraEnvironment)
+    }
+
+    /// Starts `choreo` with `arguments` (warnings logged, the URLs from its topology file, not
+    /// from this process's environment).
+    public static func spawnChoreo(_ arguments: [String], extraEnvironment: [String: String] = [:]) throws -> pid_t {
         var environment = ProcessInfo.processInfo.environment
         environment["LOG_LEVEL"] = "warning"
         for (key, value) in extraEnvironment { environment[key] = value }

@@ -149,8 +149,7 @@ public final class DeadLetterSet {
     /// Where a replay of a letter with `fields` goes: the service's commands stream, or its key's
     /// partition of it.
     static func target(_ service: ServiceDefinition, _ fields: [StreamField]) -> String {
-        let field = { (name: String) in fields.first { $0.name == name }?.value ?? "" }
-        return service.commandStream(data: field("data"), correlation: field("correlation"))
+        service.commandPartitioning?.key(for: fields) ?? service.commandStream
     }
 
     /// Replays one letter into the service's commands stream, then deletes it. Returns the

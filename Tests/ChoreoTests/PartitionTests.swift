@@ -71,7 +71,11 @@ struct PartitionTests {
         let outbox = OutboxMessage(
             .event(type: "OrderPlaced", data: "{\"orderId\":\"o-1\"}"), cause: Envelope(type: "PlaceOrder", data: "{}"),
             service: orders)
-        #expect(outbox.stream == orders.eventPartitioning!.key(StreamPartitioning.partition(of: "o-1", count: 4)))
+        // The outbox keeps the stream; the publisher writes to the key's partition.
+        #expect(outbox.stream == orders.eventStream)
+        #expect(
+            Publisher(service: orders, topology: topology).commands(for: outbox).first?[1]
+                == orders.eventPartitioning!.key(StreamPartitioning.partition(of: "o-1", count: 4)))
         for (bad, message) in [
             ("events: { partitions: 0 }", "must be between 1 and"),
             ("events: { key: orderId }", "is required"),
