@@ -5,9 +5,9 @@
 #   start_postgres DIR PORT [fsync on|off]            -> postgres on 127.0.0.1:PORT, data in DIR,
 #        superuser postgres / password choreo, database choreo, role choreo (createrole) / choreo;
 #        CHOREO_POSTGRES_OPTIONS adds server options (-c shared_preload_libraries=pg_stat_statements)
-#   start_redis_cluster DIR                           -> a Redis Cluster of 3 masters and 3 replicas
-#        on free loopback ports (10000-22000, bus +10000), data in DIR/node-PORT, each node
-#        restartable with DIR/node-PORT/start; sets CHOREO_CLUSTER_PORTS (space-separated)
+#   start_redis_cluster DIR [REPLICAS]                -> a Redis Cluster of 3 masters with REPLICAS
+#        replicas each (default 1; 0 is the benchmarks' routing-only baseline) on free loopback
+#        ports (10000-22000, bus +10000), data in DIR/node-PORT, each node restartable with DIR/node-PORT/start; sets CHOREO_CLUSTER_PORTS (space-separated)
 #   stop_servers                                      -> stops everything started above
 
 CHOREO_STARTED_REDIS=()
@@ -66,9 +66,10 @@ PY
 }
 
 start_redis_cluster() {
-    local dir=$1 port node i
+    local dir=$1 replicas=${2:-1} port node i nodes
+    nodes=$((3 * (replicas + 1)))
     CHOREO_CLUSTER_PORTS=""
-    for i in 1 2 3 4 5 6; do
+    for i in $(seq 1 "$nodes"); do
         # shellcheck disable=SC2086
         port=$(free_cluster_port $CHOREO_CLUSTER_PORTS)
         node="$dir/node-$port"
@@ -93,15 +94,15 @@ START
     done
     local addresses=()
     for port in $CHOREO_CLUSTER_PORTS; do addresses+=("127.0.0.1:$port"); done
-    redis-cli --cluster create "${addresses[@]}" --cluster-replicas 1 --cluster-yes >"$dir/create.log" 2>&1 || {
+    redis-cli --cluster create "${addresses[@]}" --cluster-replicas "$replicas" --cluster-yes >"$dir/create.log" 2>&1 || {
         echo "redis-cli --cluster create failed:" >&2; tail -n 20 "$dir/create.log" >&2; return 1; }
-    # Every node must see the whole cluster (state ok, 6 known nodes) before it is used.
+    # Every node must see the whole cluster (state ok, every node known) before it is used.
     local ready
     for i in $(seq 1 200); do
         ready=1
         for port in $CHOREO_CLUSTER_PORTS; do
             redis-cli -p "$port" cluster info 2>/dev/null | grep -q '^cluster_state:ok' || ready=0
-            [ "$(redis-cli -p "$port" cluster nodes 2>/dev/null | wc -l)" -eq 6 ] || ready=0
+            [ "$(redis-cli -p "$port" cluster nodes 2>/dev/null | wc -l)" -eq "$nodes" ] || ready=0
         done
         [ "$ready" -eq 1 ] && return 0
         sleep 0.1
