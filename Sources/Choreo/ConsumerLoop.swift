@@ -157,7 +157,9 @@ public final class ConsumerLoop: Sendable {
                 do {
                     if Date() >= nextReclaim { try reclaim() }
                     let untilReclaim = max(0.005, nextReclaim.timeIntervalSinceNow)
-                    let block = min(policy.block, untilReclaim)
+                    // Published rows wait this read for a batch whose transaction marks them.
+                    let untilPurge = max(0.001, processor.untilPurge() ?? .infinity)
+                    let block = min(policy.block, untilReclaim, untilPurge)
                     var entries =
                         try redis.xreadgroup(
                             group: loop.group, consumer: loop.consumer, streams: [(loop.stream, ">")],
@@ -168,7 +170,7 @@ public final class ConsumerLoop: Sendable {
                     while !entries.isEmpty {
                         entries = handle(entries.map { Delivery(entry: $0, attempt: 1) }, prefetch: true)
                     }
-                    try processor.purgeOutbox()
+                    try processor.purgeOutbox(ifDueAt: Date())
                     delay = 0.05
                 } catch {
                     loop.logger.error(
@@ -178,6 +180,7 @@ public final class ConsumerLoop: Sendable {
                     delay = min(delay * 2, 2)
                 }
             }
+            try? processor.purgeOutbox()
             loop.logger.info("consumer drained and stopped")
         }
 

@@ -22,6 +22,9 @@ struct PartitionWorker {
     var renewedAt = Date.distantPast
     /// When the partition was first seen without an owner (this loop not allowed to take it).
     var freeSince: Date?
+    /// When the outbox rows this loop's last batch published must be marked, unless a batch's
+    /// transaction (this loop's or another's on the same processor) marks them first.
+    var purgeDue: Date?
 
     init(loop: ConsumerLoop, redis: RedisConnection, index: Int, balancer: PartitionBalancer) {
         self.loop = loop
@@ -56,12 +59,17 @@ struct PartitionWorker {
         // Stopping: the next owner need not wait for the lease to expire. Entries still held
         // stay pending; it adopts them first.
         if owner { give(up: "stopping") }
+        if purgeDue != nil { try? withProcessor { try $0.purgeOutbox() } }
         loop.logger.info("consumer drained and stopped")
     }
 
     /// One turn: take the lease if allowed, else renew it, rebalance, and handle what is next.
     mutating func step() throws {
         try balancer.refresh(redis)
+        if let due = purgeDue, due <= Date() {
+            try withProcessor { try $0.purgeOutbox(ifDueAt: Date()) }
+            purgeDue = nil
+        }
         guard owner else { return try tryAcquire() }
         guard keepLease() else { return }
         if balancer.releaseIfOverShare(index) {
@@ -72,7 +80,8 @@ struct PartitionWorker {
         case .read:
             try readNew()
         case .wait(let until):
-            loop.pause(max(0.001, min(until.timeIntervalSinceNow, renewInterval)))
+            let untilPurge = purgeDue?.timeIntervalSinceNow ?? .infinity
+            loop.pause(max(0.001, min(until.timeIntervalSinceNow, renewInterval, untilPurge)))
         case .retryHead(let head):
             try withProcessor { try retry(head, processor: $0) }
         case .batch(let deliveries):
@@ -84,7 +93,8 @@ struct PartitionWorker {
     /// settlement also reads the next batch.
     mutating func readNew() throws {
         let untilRenew = max(0.005, renewInterval - Date().timeIntervalSince(renewedAt))
-        let block = min(policy.block, untilRenew)
+        let untilPurge = max(0.001, purgeDue?.timeIntervalSinceNow ?? .infinity)
+        let block = min(policy.block, untilRenew, untilPurge)
         var entries =
             try redis.xreadgroup(
                 group: loop.group, consumer: loop.consumer, streams: [(loop.stream, ">")], count: policy.batch,
@@ -178,8 +188,12 @@ struct PartitionWorker {
         for item in settlement.settled { states[item.id] = item.state }
         backlog.apply(deliveries, states: states, now: Date())
         let prefetched = next.first?.entries ?? []
-        // Its published outbox rows go now unless the next batch's transaction takes them.
-        if prefetched.isEmpty { try? processor.purgeOutbox() }
+        // Its published outbox rows are marked by the next batch's transaction, or on their own
+        // once they waited purgeDelay.
+        if let wait = processor.untilPurge() {
+            let due = Date().addingTimeInterval(wait)
+            purgeDue = min(purgeDue ?? due, due)
+        }
         return prefetched
     }
 

@@ -29,8 +29,7 @@ struct IdleConnectionLoadTests {
         gateway.start()
         defer { gateway.stop() }
         try await eventually("the gateway's first readings", timeout: 60) { gateway.hasFreshReadings }
-        try await gateway.application().test(.live) { client in
-            let port = try #require(client.port)
+        try await gateway.serveLive { port in
             // A command that stays accepted (no worker), long-waited past the idle timeout.
             let submit = try RawHTTPConnection(port: port)
             try await submit.send(

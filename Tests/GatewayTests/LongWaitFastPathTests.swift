@@ -28,8 +28,8 @@ struct LongWaitFastPathTests {
         gateway.start()
         defer { gateway.stop() }
         try await eventually("the gateway's first readings", timeout: 60) { gateway.hasFreshReadings }
-        try await gateway.application().test(.live) { client in
-            try await body(try #require(client.port), probe, gateway, [("Authorization", "Bearer \(Self.alice)")])
+        try await gateway.serveLive { port in
+            try await body(port, probe, gateway, [("Authorization", "Bearer \(Self.alice)")])
         }
     }
 

@@ -35,9 +35,7 @@ struct SubmitFastPathTests {
         if !requireLiveWorker && backpressure {
             try await eventually("the gateway's first readings", timeout: 60) { gateway.hasFreshReadings }
         }
-        try await gateway.application().test(.live) { client in
-            try await body(probe, try #require(client.port))
-        }
+        try await gateway.serveLive { port in try await body(probe, port) }
     }
 
     /// `choreo_gateway_fast_submits_total` of the probe's route, from `/metrics`.
