@@ -6,6 +6,15 @@ import Testing
 
 @Suite("Redis losing acknowledged writes", .timeLimit(.minutes(2)))
 struct LostWritesTests {
+    /// Whether `redis` holds again an event caused by each of `sent` and its succeeded result.
+    static func republished(_ sent: [Envelope], probe: ProbeHarness, redis: RedisConnection) throws -> Bool {
+        let causes = Set(try redis.xrange(probe.definition.eventStream).compactMap { $0["causation"] })
+        let decided = try sent.allSatisfy {
+            try redis.command(["HGET", Topology.commandKey($0.id), "status"]).string == "succeeded"
+        }
+        return causes.isSuperset(of: sent.map(\.id)) && decided
+    }
+
     @Test("Redis back from an older snapshot: every effect's event and result is published again, once")
     func restoredFromOlderSnapshot() async throws {
         let server = try EphemeralRedis(appendOnly: false)
@@ -32,13 +41,48 @@ struct LostWritesTests {
         worker = try probe.startWorker()
         defer { probe.stop(worker) }
         try await eventually("every event and result is back", timeout: 20) {
-            let causes = Set(try redis.xrange(probe.definition.eventStream).compactMap { $0["causation"] })
-            let decided = try sent.allSatisfy {
-                try redis.command(["HGET", Topology.commandKey($0.id), "status"]).string == "succeeded"
-            }
-            return causes.isSuperset(of: sent.map(\.id)) && decided
+            try Self.republished(sent, probe: probe, redis: redis)
         }
         #expect(try probe.recordCount() == 21, "no effect applied twice")
         #expect(try probe.command(warm.id)["status"] == "succeeded")
+    }
+
+    @Test(
+        "a replica that missed the last writes promoted behind the master's address: the running worker publishes them again, once"
+    )
+    func promotedReplicaMissedWrites() async throws {
+        let master = try EphemeralRedis(appendOnly: false)
+        let replica = try EphemeralRedis(appendOnly: false)
+        let standby = try RedisConnection(url: replica.url)
+        try standby.command(["REPLICAOF", "127.0.0.1", String(master.port)])
+        // The system knows one address; a failover moves what is behind it (a virtual IP).
+        let proxy = try TCPProxy(target: master.port)
+        defer { proxy.stop() }
+        let probe = try ProbeHarness(redisURL: proxy.url)
+        let worker = try probe.startWorker()
+        defer { probe.stop(worker) }
+        let warm = try probe.send("Record", "{\"key\":\"warm\",\"value\":0}")
+        try await eventually("the first message handled, its event on the replica", timeout: 20) {
+            try probe.recordCount() == 1 && probe.pendingCount() == 0
+                && standby.xlen(probe.definition.eventStream) == 1
+        }
+        // The replica is cut off and promoted with what it has (as a failover does when the
+        // master stops answering it); the master still takes writes, acknowledged and then lost.
+        try standby.command(["REPLICAOF", "NO", "ONE"])
+        let sent = try (1...20).map { try probe.send("Record", "{\"key\":\"k\($0)\",\"value\":\($0)}") }
+        try await eventually("20 more handled and published to the old master", timeout: 20) {
+            try probe.recordCount() == 21 && probe.pendingCount() == 0 && probe.outboxCount() == 0
+        }
+        master.stop()
+        proxy.redirect(to: replica.port)
+        #expect(try standby.xlen(probe.definition.eventStream) == 1, "the promoted replica lacks the last events")
+
+        // The worker keeps running: it reconnects to the same address, finds another server
+        // there (its run id), and publishes the republish window again.
+        try await eventually("every event and result is back", timeout: 30) {
+            try Self.republished(sent, probe: probe, redis: standby)
+        }
+        #expect(try probe.recordCount() == 21, "no effect applied twice")
+        #expect(try standby.command(["HGET", Topology.commandKey(warm.id), "status"]).string == "succeeded")
     }
 }
