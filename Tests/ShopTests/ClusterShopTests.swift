@@ -60,6 +60,11 @@ struct ClusterShopTests {
         #expect(first == again)
     }
 
+    @Test("the standalone end-to-end scenarios, on the cluster", arguments: ShopTests.Scenario.allCases)
+    func scenario(_ scenario: ShopTests.Scenario) async throws {
+        try await scenario.run(Self.client())
+    }
+
     @Test("a load run of 1,000 orders with random outcomes ends with the checker green")
     func loadRun() async throws {
         let system = try await ShopSystem.cluster.value

@@ -15,6 +15,28 @@ struct ShopTests {
         ShopClient(base: try await ShopSystem.shared.value.base)
     }
 
+    /// The scenarios that need only the gateway, run here on the standalone server and by
+    /// ClusterShopTests on the Redis Cluster.
+    enum Scenario: String, CaseIterable, Sendable {
+        case happyPath, insufficientFunds, outOfStock, rightAfterCreatingTheUser, unknownUserAndProduct
+        case duplicateEmail, lastItem, openOrderAndCompensation, graphQL
+
+        /// Runs the scenario against the system behind `client`.
+        func run(_ client: ShopClient) async throws {
+            switch self {
+            case .happyPath: try await ShopTests.happyPath(client)
+            case .insufficientFunds: try await ShopTests.insufficientFunds(client)
+            case .outOfStock: try await ShopTests.outOfStock(client)
+            case .rightAfterCreatingTheUser: try await ShopTests.rightAfterCreatingTheUser(client)
+            case .unknownUserAndProduct: try await ShopTests.unknownUserAndProduct(client)
+            case .duplicateEmail: try await ShopTests.duplicateEmail(client)
+            case .lastItem: try await ShopTests.lastItem(client)
+            case .openOrderAndCompensation: try await ShopTests.openOrderAndCompensation(client)
+            case .graphQL: try await ShopTests.graphQL(client)
+            }
+        }
+    }
+
     /// A user whose profile (orders) and account (payments) exist, funded with `funds` cents.
     static func user(_ client: ShopClient, funds: Int) async throws -> String {
         let user = try await client.succeed(
@@ -53,8 +75,9 @@ struct ShopTests {
     }
 
     @Test("happy path: the order is confirmed, stock and balance move by the catalogue price")
-    func happyPath() async throws {
-        let client = try await Self.client()
+    func happyPath() async throws { try await Self.happyPath(Self.client()) }
+
+    static func happyPath(_ client: ShopClient) async throws {
         let user = try await Self.user(client, funds: 10_000)
         let widget = try await Self.product(client, price: 250, stock: 5)
         let gadget = try await Self.product(client, price: 1_000, stock: 2)
@@ -71,8 +94,9 @@ struct ShopTests {
     }
 
     @Test("insufficient funds: the order is cancelled and its stock released")
-    func insufficientFunds() async throws {
-        let client = try await Self.client()
+    func insufficientFunds() async throws { try await Self.insufficientFunds(Self.client()) }
+
+    static func insufficientFunds(_ client: ShopClient) async throws {
         let user = try await Self.user(client, funds: 100)
         let widget = try await Self.product(client, price: 250, stock: 5)
         let outcome = try await client.run("/v1/orders", Self.order(user, [(widget, 2)]))
@@ -143,8 +167,9 @@ struct ShopTests {
     }
 
     @Test("out of stock: the order is cancelled, nothing is charged")
-    func outOfStock() async throws {
-        let client = try await Self.client()
+    func outOfStock() async throws { try await Self.outOfStock(Self.client()) }
+
+    static func outOfStock(_ client: ShopClient) async throws {
         let user = try await Self.user(client, funds: 10_000)
         let widget = try await Self.product(client, price: 250, stock: 1)
         let outcome = try await client.run("/v1/orders", Self.order(user, [(widget, 2)]))
@@ -156,8 +181,9 @@ struct ShopTests {
     }
 
     @Test("a deposit and an order sent right after creating the user, before the services saw it, succeed")
-    func rightAfterCreatingTheUser() async throws {
-        let client = try await Self.client()
+    func rightAfterCreatingTheUser() async throws { try await Self.rightAfterCreatingTheUser(Self.client()) }
+
+    static func rightAfterCreatingTheUser(_ client: ShopClient) async throws {
         let widget = try await Self.product(client, price: 100, stock: 5)
         let created = try await client.run(
             "/v1/users", "{\"email\":\"\(UUID().uuidString.prefix(12))@example.com\",\"name\":\"Racer\"}")
@@ -172,8 +198,9 @@ struct ShopTests {
     }
 
     @Test("unknown user and unknown product fail with reasons")
-    func unknownUserAndProduct() async throws {
-        let client = try await Self.client()
+    func unknownUserAndProduct() async throws { try await Self.unknownUserAndProduct(Self.client()) }
+
+    static func unknownUserAndProduct(_ client: ShopClient) async throws {
         let widget = try await Self.product(client, price: 250, stock: 5)
         let stranger = UUID().uuidString.lowercased()
         let noUser = try await client.run("/v1/orders", Self.order(stranger, [(widget, 1)]))
@@ -190,8 +217,9 @@ struct ShopTests {
     }
 
     @Test("a duplicate email (any case) is a failed result with a clear reason")
-    func duplicateEmail() async throws {
-        let client = try await Self.client()
+    func duplicateEmail() async throws { try await Self.duplicateEmail(Self.client()) }
+
+    static func duplicateEmail(_ client: ShopClient) async throws {
         let email = "dup-\(UUID().uuidString.prefix(8))@example.com"
         let first = try await client.run("/v1/users", "{\"email\":\"\(email)\",\"name\":\"One\"}")
         #expect(first.status == "succeeded")
@@ -206,8 +234,9 @@ struct ShopTests {
     }
 
     @Test("concurrent orders for the last item: exactly one wins")
-    func lastItem() async throws {
-        let client = try await Self.client()
+    func lastItem() async throws { try await Self.lastItem(Self.client()) }
+
+    static func lastItem(_ client: ShopClient) async throws {
         let widget = try await Self.product(client, price: 300, stock: 1)
         var users: [String] = []
         for _ in 0..<6 { users.append(try await Self.user(client, funds: 1_000)) }
@@ -227,8 +256,9 @@ struct ShopTests {
     }
 
     @Test("an open order takes items, checks out, and a confirmed order cancelled is refunded and restocked")
-    func openOrderAndCompensation() async throws {
-        let client = try await Self.client()
+    func openOrderAndCompensation() async throws { try await Self.openOrderAndCompensation(Self.client()) }
+
+    static func openOrderAndCompensation(_ client: ShopClient) async throws {
         let user = try await Self.user(client, funds: 5_000)
         let widget = try await Self.product(client, price: 400, stock: 10)
         let open = try await client.run(
@@ -258,8 +288,9 @@ struct ShopTests {
     }
 
     @Test("GraphQL: queries and mutations of the seed's schema")
-    func graphQL() async throws {
-        let client = try await Self.client()
+    func graphQL() async throws { try await Self.graphQL(Self.client()) }
+
+    static func graphQL(_ client: ShopClient) async throws {
         let email = "gql-\(UUID().uuidString.prefix(8))@example.com"
         let created = try await client.graphQL(
             "mutation($e: String!) { createUser(email: $e, name: \"Graph\") { id email name status } }",
