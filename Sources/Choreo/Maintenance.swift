@@ -82,7 +82,7 @@ public final class Maintenance: Sendable {
                     postgres = try PostgresConnection(url: topology.postgresURL(for: definition))
                 }
                 guard let redis else { continue }
-                if due("heartbeat", intervals.heartbeat) { try beat(redis) }
+                try beatIfDue(redis)
                 if let postgres, let schema = definition.schema {
                     if due("epoch", intervals.epoch) {
                         try checkEpoch(redis: redis, postgres: postgres, schema: schema)
@@ -109,6 +109,22 @@ public final class Maintenance: Sendable {
     /// The service's scheduled messages as last counted (carried by the heartbeat, so that
     /// `choreo status` and the console, which read Redis only, can show them).
     private let scheduledSummary = Mutex<(count: Int, next: Int64?, at: Int64)?>(nil)
+
+    /// When the heartbeat was last written.
+    private let lastBeat = Mutex(Date.distantPast)
+
+    /// Writes the heartbeat when one is due: between the duties, and between the chunks of a
+    /// long relay (a whole republish window after Redis lost writes), so a process busy
+    /// republishing is never taken for dead (the gateway's 503 "no live worker", a partition
+    /// share counted without it).
+    func beatIfDue(_ redis: RedisConnection) throws {
+        let due = lastBeat.withLock { last -> Bool in
+            guard Date().timeIntervalSince(last) >= intervals.heartbeat else { return false }
+            last = Date()
+            return true
+        }
+        if due { try beat(redis) }
+    }
 
     func beat(_ redis: RedisConnection) throws {
         var beat = heartbeat
@@ -166,6 +182,7 @@ public final class Maintenance: Sendable {
             }
             total += count
             if count == 0 { break }
+            try? beatIfDue(redis)
         }
         if total > 0 { logger.info("outbox relay published leftovers", metadata: ["count": "\(total)"]) }
         return total

@@ -1,8 +1,9 @@
-import Choreo
 import ChoreoTesting
 import Foundation
 import Redis
 import Testing
+
+@testable import Choreo
 
 @Suite("Redis losing acknowledged writes", .timeLimit(.minutes(2)))
 struct LostWritesTests {
@@ -45,6 +46,31 @@ struct LostWritesTests {
         }
         #expect(try probe.recordCount() == 21, "no effect applied twice")
         #expect(try probe.command(warm.id)["status"] == "succeeded")
+    }
+
+    @Test("a republished window keeps the process's heartbeat fresh: the relay beats between its chunks")
+    func relayKeepsTheHeartbeat() async throws {
+        let probe = try ProbeHarness()
+        let worker = try probe.startWorker()
+        _ = try (1...30).map { try probe.send("Record", "{\"key\":\"b\($0)\",\"value\":\($0)}") }
+        try await eventually("30 handled and published") {
+            try probe.recordCount() == 30 && probe.pendingCount() == 0 && probe.outboxCount() == 0
+        }
+        probe.stop(worker)  // its heartbeat goes with it
+        // As after Redis lost writes: the window is unpublished again; only the relay runs.
+        try probe.postgres.query("UPDATE \(probe.name).outbox SET published_at = NULL")
+        var intervals = ProbeHarness.quickIntervals
+        intervals.heartbeat = 0
+        let process = try WorkerProcess(
+            service: probe.service, topology: probe.topology, consumer: "relay-\(probe.name)", intervals: intervals)
+        let published = try process.maintenance.relay(
+            redis: probe.redis, postgres: probe.postgres, schema: probe.name, minimumAge: 0)
+        #expect(published >= 30)
+        #expect(
+            try Heartbeat.all(service: probe.name, redis: probe.redis).contains {
+                $0.consumer == "relay-\(probe.name)"
+            },
+            "no heartbeat written while the relay ran")
     }
 
     @Test(
