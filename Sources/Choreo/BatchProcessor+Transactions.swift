@@ -297,7 +297,7 @@ extension BatchProcessor {
         }
         var tail = session.takePending()
         if !undo.isEmpty { tail.append(PostgresStatement(RuntimeSchema.inboxDelete(schema), [undo])) }
-        let purged = unpurgedOutbox
+        let purged = unpurgedOutbox.seqs
         if !purged.isEmpty {
             tail.append(PostgresStatement(RuntimeSchema.outboxPublished(schema), [purged.map { Int($0) }]))
         }
@@ -314,7 +314,7 @@ extension BatchProcessor {
             // COMMIT of an aborted transaction reports ROLLBACK without an error.
             try step.fail(PostgresError(.server, message: "the batch transaction was rolled back"))
         }
-        if !purged.isEmpty { unpurgedOutbox.removeFirst(purged.count) }
+        if !purged.isEmpty { unpurgedOutbox.marked(first: purged.count) }
         if !messages.isEmpty, case .success(let rows) = outcomes[outboxIndex] {
             let seq = rows.rows.first?.values.first.flatMap { $0 }.flatMap { Int64($0) }
             for index in messages.indices { messages[index].seq = seq }

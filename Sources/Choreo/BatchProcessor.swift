@@ -178,8 +178,9 @@ final class BatchProcessor {
     /// Publishes and dead-letters, then acknowledges (``RedisConnection/writeThen(_:then:thenRead:)``:
     /// one transaction on a standalone server, so at `maxmemory`, where Redis refuses `XADD`
     /// but accepts `XACK`, nothing is acknowledged; on a cluster the acknowledgement follows the
-    /// writes), then keeps the published outbox rows for marking (``unpurgedOutbox``). Throws if Redis failed (nothing is lost: the settlement can be retried,
-    /// and the outbox relay republishes rows that stay behind).
+    /// writes), then keeps the published outbox rows for marking (``unpurgedOutbox``). Throws
+    /// if Redis failed (nothing is lost: the settlement can be retried, and the outbox relay
+    /// republishes rows that stay behind).
     ///
     /// With `prefetch` (an XREADGROUP without BLOCK), the next batch is read in the same round
     /// trip and returned.
@@ -196,8 +197,7 @@ final class BatchProcessor {
         if !settlement.outboxSeqs.isEmpty {
             do {
                 try redis.waitForReplicas(durability, keys: writes.compactMap { RedisSlot.keys(of: $0).first })
-                unpurgedOutbox += settlement.outboxSeqs
-                if unpurgedSince == nil { unpurgedSince = Date() }
+                unpurgedOutbox.add(settlement.outboxSeqs, now: Date())
             } catch let error as RedisError where !error.isConnectionError {
                 logger.warning(
                     "published messages not yet on the replicas; the outbox relay publishes them again",
@@ -264,37 +264,27 @@ final class BatchProcessor {
         return (writes, after)
     }
 
-    /// Published outbox rows not yet marked published. Their marking rides in the next batch's
-    /// transaction (no extra round trip or commit) when one comes within ``purgeDelay``;
-    /// otherwise the loop marks them on their own (``purgeOutbox(ifDueAt:)``). Rows left by a
-    /// crash are republished by the relay, and the copies are dropped by the consumers' inboxes.
-    var unpurgedOutbox: [Int64] = [] {
-        didSet { if unpurgedOutbox.isEmpty { unpurgedSince = nil } }
-    }
-    /// When the oldest of ``unpurgedOutbox`` was published.
-    private(set) var unpurgedSince: Date?
-
-    /// How long published rows wait for the next batch's transaction to mark them before they
-    /// are marked on their own: at low and mid load that saves a commit per batch. Well under
-    /// the relay's age (2 s), so the relay does not take them for leftovers.
-    static let purgeDelay: Double = 0.25
+    /// Published outbox rows not yet marked published: their marking rides in the next batch's
+    /// transaction when one comes within ``PublishedOutbox/delay``; otherwise the loop marks
+    /// them on their own (``purgeOutbox(ifDueAt:)``). Rows left by a crash are republished by
+    /// the relay, and the copies are dropped by the consumers' inboxes.
+    var unpurgedOutbox = PublishedOutbox()
 
     /// Seconds until the published rows must be marked on their own (nil: none waiting).
-    func untilPurge(now: Date = Date()) -> Double? {
-        unpurgedSince.map { max(0, Self.purgeDelay - now.timeIntervalSince($0)) }
-    }
+    func untilPurge(now: Date = Date()) -> Double? { unpurgedOutbox.untilDue(now: now) }
 
-    /// Marks the published rows when they waited ``purgeDelay`` for a batch to take them.
+    /// Marks the published rows when they waited ``PublishedOutbox/delay`` for a batch to take them.
     func purgeOutbox(ifDueAt now: Date) throws {
-        guard let wait = untilPurge(now: now), wait <= 0 else { return }
+        guard unpurgedOutbox.isDue(now: now) else { return }
         try purgeOutbox()
     }
 
     /// Marks the published outbox rows still unmarked, in a statement of their own.
     func purgeOutbox() throws {
         guard !unpurgedOutbox.isEmpty, let postgres, let schema = definition.schema else { return }
-        try postgres.query(RuntimeSchema.outboxPublished(schema), [unpurgedOutbox.map { Int($0) }])
-        unpurgedOutbox.removeAll()
+        let seqs = unpurgedOutbox.seqs
+        try postgres.query(RuntimeSchema.outboxPublished(schema), [seqs.map { Int($0) }])
+        unpurgedOutbox.marked(first: seqs.count)
     }
 
     /// Counts the committed schedules and cancels, and wakes the scheduler for the soonest.

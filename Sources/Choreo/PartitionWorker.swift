@@ -189,7 +189,7 @@ struct PartitionWorker {
         backlog.apply(deliveries, states: states, now: Date())
         let prefetched = next.first?.entries ?? []
         // Its published outbox rows are marked by the next batch's transaction, or on their own
-        // once they waited purgeDelay.
+        // once they waited PublishedOutbox.delay.
         if let wait = processor.untilPurge() {
             let due = Date().addingTimeInterval(wait)
             purgeDue = min(purgeDue ?? due, due)

@@ -140,3 +140,22 @@ struct IDTests {
         #expect(Envelope.newTraceparent().split(separator: "-").map(\.count) == [2, 32, 16, 2])
     }
 }
+
+@Suite("Published outbox rows as a plain value")
+struct PublishedOutboxTests {
+    @Test("published outbox rows wait for a batch's transaction, then are due on their own")
+    func publishedOutbox() {
+        let start = Date()
+        var rows = PublishedOutbox()
+        #expect(rows.untilDue(now: start) == nil && !rows.isDue(now: start.addingTimeInterval(9)))
+        rows.add([1, 2], now: start)
+        rows.add([3], now: start.addingTimeInterval(0.2))
+        #expect(abs((rows.untilDue(now: start.addingTimeInterval(0.1)) ?? 0) - (PublishedOutbox.delay - 0.1)) < 1e-6)
+        #expect(!rows.isDue(now: start.addingTimeInterval(0.1)))
+        #expect(rows.isDue(now: start.addingTimeInterval(PublishedOutbox.delay)), "timed from the oldest row")
+        rows.marked(first: 2)
+        #expect(rows.seqs == [3] && rows.isDue(now: start.addingTimeInterval(PublishedOutbox.delay)))
+        rows.marked(first: 1)
+        #expect(rows.isEmpty && rows.untilDue(now: start) == nil)
+    }
+}
