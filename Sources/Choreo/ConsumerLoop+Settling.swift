@@ -37,7 +37,7 @@ extension ConsumerLoop {
                         "error": "\(error)", "entries": "\(ids.count)", "retry_in_ms": "\(Int(delay * 1000))",
                     ])
                 usleep(UInt32(delay * 1_000_000))
-                delay = min(delay * 2, 2)
+                delay = min(delay * 2, 1)
                 if Date().timeIntervalSince(lastTouch) > policy.claimIdle / 3 {
                     // Reset the entries' idle time (JUSTID does not count a delivery).
                     _ = try? redis.command(

@@ -177,7 +177,7 @@ public final class ConsumerLoop: Sendable {
                         "consumer loop error; retrying",
                         metadata: ["error": "\(error)", "retry_in_ms": "\(Int(delay * 1000))"])
                     loop.pause(delay)
-                    delay = min(delay * 2, 2)
+                    delay = min(delay * 2, 1)
                 }
             }
             try? processor.purgeOutbox()

@@ -53,7 +53,7 @@ struct PartitionWorker {
                     "partition loop error; retrying",
                     metadata: ["error": "\(error)", "retry_in_ms": "\(Int(delay * 1000))"])
                 loop.pause(delay)
-                delay = min(delay * 2, 2)
+                delay = min(delay * 2, 1)
             }
         }
         // Stopping: the next owner need not wait for the lease to expire. Entries still held

@@ -173,6 +173,13 @@ final class RedisCluster {
                 return try body(node)
             } catch let error as RedisError {
                 if error.isConnectionError { stale = true }
+                if case .connectionFailed = error, redirects < Self.maxRedirects,
+                    let target = rerouted(slot: slot, from: endpoint)
+                {
+                    redirects += 1
+                    (endpoint, asking) = (target, false)
+                    continue
+                }
                 guard case .server(_, let message) = error, let redirect = Redirect(message),
                     redirects < Self.maxRedirects
                 else { throw error }
@@ -180,6 +187,16 @@ final class RedisCluster {
                 (endpoint, asking) = follow(redirect, current: endpoint)
             }
         }
+    }
+
+    /// After `endpoint` could not be reached (so nothing was sent to it): the map reloaded at
+    /// once, and the node now serving `slot` if that is another one (a replica promoted in a
+    /// failover), else nil. Without it the command would fail against the old map and the
+    /// caller's retry, after its backoff, would be the first to use the new one.
+    private func rerouted(slot: Int?, from endpoint: String) -> String? {
+        guard (try? refresh()) != nil else { return nil }
+        let target = slot.map { map.master(ofSlot: $0) } ?? anyMaster
+        return target == endpoint ? nil : target
     }
 
     // MARK: Pipelines
@@ -254,6 +271,7 @@ final class RedisCluster {
             }
             var failure: Error?
             var written: [String] = []
+            var unreachable: [(endpoint: String, error: RedisError)] = []
             for endpoint in order {
                 var batch: [[String]] = []
                 for position in byNode[endpoint]! {
@@ -263,11 +281,28 @@ final class RedisCluster {
                 do {
                     try node(endpoint).writePipeline(batch)
                     written.append(endpoint)
+                } catch let error as RedisError where Self.isConnectFailure(error) {
+                    unreachable.append((endpoint, error))
                 } catch {
                     failure = failure ?? error
                 }
             }
             var again: [(unit: Unit, endpoint: String?, asking: Bool)] = []
+            // Units for a node that could not be reached were not sent: after a failover the
+            // reloaded map names the promoted replica, and they go there in the next round.
+            for (endpoint, error) in unreachable {
+                stale = true
+                let refreshed = redirects < Self.maxRedirects && (try? refresh()) != nil
+                for position in byNode[endpoint]! {
+                    let unit = todo[position].unit
+                    let target = unit.slot.map { map.master(ofSlot: $0) } ?? anyMaster
+                    if refreshed, let target, target != endpoint {
+                        again.append((unit, target, false))
+                    } else {
+                        failure = failure ?? error
+                    }
+                }
+            }
             for endpoint in written {
                 let positions = byNode[endpoint]!
                 let count = positions.reduce(0) { $0 + todo[$1].unit.range.count + (todo[$1].asking ? 1 : 0) }
@@ -302,6 +337,12 @@ final class RedisCluster {
         return replies
     }
 
+    /// A connection that could not be opened: nothing was sent.
+    private static func isConnectFailure(_ error: RedisError) -> Bool {
+        if case .connectionFailed = error { return true }
+        return false
+    }
+
     // MARK: Replication
 
     /// `WAIT count timeout` on every master holding `keys` (all written to before any is read).
@@ -326,9 +367,25 @@ final class RedisCluster {
 
     // MARK: Every node
 
-    /// Runs `arguments` on every master (and with `replicas`, every replica too).
+    /// Runs `arguments` on every master (and with `replicas`, every replica too). A node of
+    /// the map that cannot be reached (a master killed, its replica promoted since) makes the
+    /// map suspect: it is reloaded and the command sent once more to the nodes it names. Without
+    /// that, a connection used only for every-node reads (the lost-writes check, Redis memory)
+    /// would keep asking the dead master for as long as no keyed command refreshed its map.
     func onEveryNode(_ arguments: [String], replicas: Bool) throws -> [(endpoint: String, reply: RedisReply)] {
         refreshIfStale()
+        do {
+            return try sendToEveryNode(arguments, replicas: replicas)
+        } catch let error as RedisError where error.isConnectionError {
+            stale = true
+            try refresh()
+            return try sendToEveryNode(arguments, replicas: replicas)
+        }
+    }
+
+    private func sendToEveryNode(_ arguments: [String], replicas: Bool) throws -> [(
+        endpoint: String, reply: RedisReply
+    )] {
         let targets = replicas ? map.allNodes : map.masters
         return try targets.map { ($0, try node($0).command(arguments)) }
     }

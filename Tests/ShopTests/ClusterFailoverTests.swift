@@ -31,12 +31,26 @@ struct ClusterFailoverTests {
         // Once orders flow (about 5 s in), the master of the orders streams dies.
         try await Task.sleep(for: .seconds(5))
         let victim = try TestCluster.masterPort(ofKey: "{orders}.events")
+        // Connections whose slot map names the master about to die, left unused until the
+        // replica serves.
+        let keyed = try RedisConnection(url: TestCluster.url)
+        let everyNode = try RedisConnection(url: TestCluster.url)
         let killed = Date()
         try TestCluster.kill(port: victim)
         try await TestCluster.waitUntilHealthy(timeout: 30)
         let promoted = Date().timeIntervalSince(killed)
         let newMaster = try TestCluster.masterPort(ofKey: "{orders}.events")
         #expect(newMaster != victim)
+        // The first command of a stale map reaches the promoted replica (the map reloaded when
+        // the dead master refused the connection), not an error for the caller to back off from.
+        let length = Result { try keyed.xlen("{orders}.commands") }
+        #expect(((try? length.get()) ?? 0) > 0, "\(length)")
+        // Every-node reads (the lost-writes check, Redis memory) reload the map themselves: a
+        // worker's maintenance connection may send nothing else. (They used to ask the dead
+        // master until some keyed command happened to reload the map.)
+        let epoch = Result { try RedisEpoch.read(everyNode).text }
+        #expect((try? epoch.get())?.contains(":\(newMaster)=") == true, "\(epoch)")
+        #expect((try? epoch.get())?.contains(":\(victim)=") == false, "\(epoch)")
 
         let report = try await run.value
         print(
