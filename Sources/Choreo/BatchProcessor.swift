@@ -400,15 +400,21 @@ final class BatchProcessor {
     /// A strict batch met a known message id: redo it with the inbox checked first.
     struct OptimisticAbort: Error {}
 
+    /// A batch's brief lock wait, in its transaction.
     lazy var lockTimeout = PostgresStatement(
         "SET LOCAL lock_timeout = '\(max(1, Int(definition.policy.batchLockTimeout * 1000)))ms'")
 
-    /// The bounded waits of one message's own transaction.
-    lazy var singleLockTimeout = PostgresStatement(
-        "SET LOCAL lock_timeout = '\(max(1, Int(definition.policy.lockTimeout * 1000)))ms'")
-
-    lazy var statementTimeout = PostgresStatement(
-        "SET LOCAL statement_timeout = '\(max(1, Int(definition.policy.statementTimeout * 1000)))ms'")
+    /// The session defaults of a processor's connection, set on every (re)connect: one
+    /// message's own transaction waits `lock_timeout` for a lock, and every statement runs at
+    /// most `statement_timeout`. As session settings they cost no statement per transaction
+    /// (a batch of one, the common case below full load, is then BEGIN, the inbox row, the
+    /// handler's statements, the outbox row and COMMIT).
+    static func sessionSettings(_ policy: ServicePolicy) -> [String: String] {
+        [
+            "lock_timeout": "\(max(1, Int(policy.lockTimeout * 1000)))ms",
+            "statement_timeout": "\(max(1, Int(policy.statementTimeout * 1000)))ms",
+        ]
+    }
 
     /// A stable number in [0, 1) per entry, so an entry's retry delay does not flap.
     static func unit(_ id: String) -> Double {

@@ -52,7 +52,9 @@ public final class HandlerHarness {
         let admin = try PostgresConnection(url: databaseURL)
         try admin.execute("CREATE SCHEMA \(schema)")
         _ = try RuntimeSchema.migrate(schema: schema, service: service, on: admin)
-        connection = try PostgresConnection(url: databaseURL, searchPath: [schema, "public"])
+        connection = try PostgresConnection(
+            url: databaseURL, searchPath: [schema, "public"], settings: HandlerRunner.sessionSettings(definition.policy)
+        )
         var services = topology?.services.filter { $0.name != service.name } ?? []
         services.append(definition)
         let topology = Topology(services: services, routes: topology?.routes ?? [])

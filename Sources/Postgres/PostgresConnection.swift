@@ -24,6 +24,7 @@ public final class PostgresConnection: @unchecked Sendable {
     private var connection: OpaquePointer?
     private var savepointCounter = 0
     private let searchPath: [String]
+    private let settings: [(key: String, value: String)]
     private let preferredSettings: [(key: String, value: String)]
 
     /// Connects to `url` (`postgres://user:password@host:port/db`, `postgresql://...`, a
@@ -31,12 +32,16 @@ public final class PostgresConnection: @unchecked Sendable {
     ///
     /// - Parameter connectTimeout: seconds to wait for the server (libpq `connect_timeout`).
     /// - Parameter searchPath: schemas for unqualified names, set on every (re)connect.
+    /// - Parameter settings: run-time parameters set on every (re)connect (a refusal fails the
+    ///   connection), such as session defaults for `lock_timeout` and `statement_timeout`.
     /// - Parameter preferredSettings: run-time parameters set on every (re)connect when the
     ///   server accepts them (ignored when it does not, e.g. a compression it was built without).
     public init(
-        url: String, connectTimeout: Int = 5, searchPath: [String] = [], preferredSettings: [String: String] = [:]
+        url: String, connectTimeout: Int = 5, searchPath: [String] = [], settings: [String: String] = [:],
+        preferredSettings: [String: String] = [:]
     ) throws {
         self.searchPath = searchPath
+        self.settings = settings.sorted { $0.key < $1.key }
         self.preferredSettings = preferredSettings.sorted { $0.key < $1.key }
         var parseError: UnsafeMutablePointer<CChar>?
         guard let options = PQconninfoParse(url, &parseError) else {
@@ -83,6 +88,9 @@ public final class PostgresConnection: @unchecked Sendable {
         PQsetNoticeProcessor(connection, { _, _ in }, nil)
         // Text timestamps are parsed as UTC; keep the session in UTC whatever the server default.
         _ = try simple("SET TIME ZONE 'UTC'")
+        for setting in settings {
+            _ = try query("SELECT set_config($1, $2, false)", [setting.key, setting.value])
+        }
         for setting in preferredSettings {
             _ = try? query("SELECT set_config($1, $2, false)", [setting.key, setting.value])
         }

@@ -69,12 +69,16 @@ struct ProcessTests {
         try admin.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", [database])
         for index in 0..<20 { try probe.send("Record", "{\"key\":\"during\",\"value\":\(index)}") }
         try await eventually("the worker holds a batch pending") { try probe.pendingCount() > 0 }
-        // The holding loop's waits double to 2 s: an idle time over 1.5 s shows several rounds
-        // went by (a loaded machine takes longer to get there).
-        try await eventually("still held after several retry rounds", timeout: 20) {
-            try probe.redis.xpending(probe.definition.commandStream, group: probe.name, count: 1).first?
-                .idleMilliseconds
-                ?? 0 > 1500
+        // The holding loop's waits double from 50 ms to 1 s: 3 s into the outage several rounds
+        // went by, and the held entry is still this consumer's first delivery (a retry through
+        // an outage counts none, and the entry was not adopted).
+        let outage = Date()
+        try await eventually("still held after several retry rounds, no delivery counted", timeout: 20) {
+            guard
+                let row = try probe.redis.xpending(probe.definition.commandStream, group: probe.name, count: 1).first
+            else { return false }
+            #expect(row.deliveries == 1, "\(row)")
+            return Date().timeIntervalSince(outage) > 3
         }
         try admin.execute("ALTER DATABASE \(database) ALLOW_CONNECTIONS true")
         let check = try PostgresConnection(url: url)
