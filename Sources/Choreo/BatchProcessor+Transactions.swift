@@ -134,7 +134,7 @@ extension BatchProcessor {
         // Queries (read-only) leave no inbox row: they are always taken as fresh.
         let queries = Set(items.lazy.map(\.envelope).filter { self.queryTypes.contains($0.type) }.map(\.id))
         let envelopes = items.map(\.envelope).filter { !queries.contains($0.id) }
-        // One message's transaction waits as the session does (``sessionSettings(_:)``); a
+        // One message's transaction waits as the session does (``ServicePolicy/postgresSessionSettings``); a
         // batch waits for locks only briefly.
         var begin = [PostgresStatement("BEGIN")]
         if items.count > 1 { begin.append(lockTimeout) }

@@ -404,18 +404,6 @@ final class BatchProcessor {
     lazy var lockTimeout = PostgresStatement(
         "SET LOCAL lock_timeout = '\(max(1, Int(definition.policy.batchLockTimeout * 1000)))ms'")
 
-    /// The session defaults of a processor's connection, set on every (re)connect: one
-    /// message's own transaction waits `lock_timeout` for a lock, and every statement runs at
-    /// most `statement_timeout`. As session settings they cost no statement per transaction
-    /// (a batch of one, the common case below full load, is then BEGIN, the inbox row, the
-    /// handler's statements, the outbox row and COMMIT).
-    static func sessionSettings(_ policy: ServicePolicy) -> [String: String] {
-        [
-            "lock_timeout": "\(max(1, Int(policy.lockTimeout * 1000)))ms",
-            "statement_timeout": "\(max(1, Int(policy.statementTimeout * 1000)))ms",
-        ]
-    }
-
     /// A stable number in [0, 1) per entry, so an entry's retry delay does not flap.
     static func unit(_ id: String) -> Double {
         var hash: UInt64 = 1_469_598_103_934_665_603

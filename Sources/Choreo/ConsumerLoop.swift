@@ -118,7 +118,7 @@ public final class ConsumerLoop: Sendable {
             // server's time in the INSERT benchmark.
             try PostgresConnection(
                 url: topology.postgresURL(for: definition), searchPath: [$0, "public"],
-                settings: BatchProcessor.sessionSettings(definition.policy),
+                settings: definition.policy.postgresSessionSettings,
                 preferredSettings: ["default_toast_compression": "lz4"])
         }
         var logger = logger

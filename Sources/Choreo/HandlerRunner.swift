@@ -22,12 +22,6 @@ package final class HandlerRunner {
             consumer: "harness", logger: logger, metrics: RuntimeMetrics(service: definition.name))
     }
 
-    /// The session settings a worker's connection has (its lock and statement timeouts): the
-    /// runner's connection needs them for the transactions to wait as a worker's do.
-    package static func sessionSettings(_ policy: ServicePolicy) -> [String: String] {
-        BatchProcessor.sessionSettings(policy)
-    }
-
     /// What handling one message committed: its outcome and next state, and the messages
     /// written to the outbox (the runtime would publish them next).
     package struct Run {

@@ -93,4 +93,16 @@ public struct ServicePolicy: Sendable, Equatable {
         }
         return problems
     }
+
+    /// The session defaults of a worker's Postgres connection, set on every (re)connect: one
+    /// message's own transaction waits `lock_timeout` for a lock, and every statement runs at
+    /// most `statement_timeout`. As session settings they cost no statement per transaction (a
+    /// batch of one, the common case below full load, is BEGIN, the inbox row, the handler's
+    /// statements, the outbox row and COMMIT); a batch of several adds its brief lock wait.
+    package var postgresSessionSettings: [String: String] {
+        [
+            "lock_timeout": "\(max(1, Int(lockTimeout * 1000)))ms",
+            "statement_timeout": "\(max(1, Int(statementTimeout * 1000)))ms",
+        ]
+    }
 }

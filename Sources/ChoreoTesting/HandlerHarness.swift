@@ -53,7 +53,7 @@ public final class HandlerHarness {
         try admin.execute("CREATE SCHEMA \(schema)")
         _ = try RuntimeSchema.migrate(schema: schema, service: service, on: admin)
         connection = try PostgresConnection(
-            url: databaseURL, searchPath: [schema, "public"], settings: HandlerRunner.sessionSettings(definition.policy)
+            url: databaseURL, searchPath: [schema, "public"], settings: definition.policy.postgresSessionSettings
         )
         var services = topology?.services.filter { $0.name != service.name } ?? []
         services.append(definition)

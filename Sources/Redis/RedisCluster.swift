@@ -173,7 +173,7 @@ final class RedisCluster {
                 return try body(node)
             } catch let error as RedisError {
                 if error.isConnectionError { stale = true }
-                if case .connectionFailed = error, redirects < Self.maxRedirects,
+                if Self.isConnectFailure(error), redirects < Self.maxRedirects,
                     let target = rerouted(slot: slot, from: endpoint)
                 {
                     redirects += 1
@@ -195,6 +195,12 @@ final class RedisCluster {
     /// caller's retry, after its backoff, would be the first to use the new one.
     private func rerouted(slot: Int?, from endpoint: String) -> String? {
         guard (try? refresh()) != nil else { return nil }
+        return successor(of: endpoint, slot: slot)
+    }
+
+    /// The node the current map names for `slot` (any master without one), when it is not
+    /// `endpoint`.
+    private func successor(of endpoint: String, slot: Int?) -> String? {
         let target = slot.map { map.master(ofSlot: $0) } ?? anyMaster
         return target == endpoint ? nil : target
     }
@@ -295,8 +301,7 @@ final class RedisCluster {
                 let refreshed = redirects < Self.maxRedirects && (try? refresh()) != nil
                 for position in byNode[endpoint]! {
                     let unit = todo[position].unit
-                    let target = unit.slot.map { map.master(ofSlot: $0) } ?? anyMaster
-                    if refreshed, let target, target != endpoint {
+                    if refreshed, let target = successor(of: endpoint, slot: unit.slot) {
                         again.append((unit, target, false))
                     } else {
                         failure = failure ?? error
@@ -372,6 +377,8 @@ final class RedisCluster {
     /// map suspect: it is reloaded and the command sent once more to the nodes it names. Without
     /// that, a connection used only for every-node reads (the lost-writes check, Redis memory)
     /// would keep asking the dead master for as long as no keyed command refreshed its map.
+    /// (A lost connection may have run the command once already: the every-node commands
+    /// Choreo sends, `INFO`, `SCRIPT LOAD`, `ACL SETUSER`, `CLUSTER INFO`, are safe to repeat.)
     func onEveryNode(_ arguments: [String], replicas: Bool) throws -> [(endpoint: String, reply: RedisReply)] {
         refreshIfStale()
         do {
