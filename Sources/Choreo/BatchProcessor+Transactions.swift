@@ -13,18 +13,19 @@ extension BatchProcessor {
     {
         do {
             // First deliveries are almost never duplicates: the inbox rows are inserted strictly
-            // in the same pipeline as the handlers' writes and the commit (one round trip when
-            // handlers only queue writes). A duplicate aborts it, and the batch is redone with
-            // the inbox checked first.
-            if items.count > 1, items.allSatisfy({ $0.delivery.attempt == 1 }) {
+            // in the same pipeline as the handlers' writes (and their first query) and the
+            // commit: one round trip when handlers only queue writes, one more per query. A
+            // duplicate or any failure aborts it, and the batch is redone with the inbox checked
+            // first (a batch of one: as the message's own transaction).
+            if items.allSatisfy({ $0.delivery.attempt == 1 }) {
                 do {
                     return try transact(stream: stream, items: items, postgres: postgres, schema: schema, strict: true)
                 } catch is OptimisticAbort {
                     metrics.batchFallback(stream: stream)
                 }
             }
-            // A batch of one is already a message's own transaction (its failures are the
-            // message's, handled below); a larger batch falls back to that on any failure.
+            // A batch of one checked first is already a message's own transaction (its failures
+            // are the message's, handled below); a larger batch falls back to that on any failure.
             if items.count > 1 { return try transact(stream: stream, items: items, postgres: postgres, schema: schema) }
             throw OptimisticAbort()
         } catch is OptimisticAbort {
@@ -89,7 +90,7 @@ extension BatchProcessor {
     ) throws
         -> ([Handled], [OutboxMessage])
     {
-        let step = TransactionStep(postgres: postgres, batch: items.count)
+        let step = TransactionStep(postgres: postgres, optimistic: strict || items.count > 1)
         var (session, fresh) = try open(stream: stream, items: items, schema: schema, strict: strict, step)
         let (results, undo) = try runHandlers(
             stream: stream, items: items, session: session, schema: schema, fresh: &fresh, step)
@@ -98,16 +99,18 @@ extension BatchProcessor {
     }
 
     /// How a failing step of ``transact(stream:items:postgres:schema:strict:)`` ends the
-    /// transaction: rolled back; an infrastructure error as it is; in a batch, an
-    /// ``OptimisticAbort`` (redo it message by message); for one message, its failure.
+    /// transaction: rolled back; an infrastructure error as it is; in a batch or a strict
+    /// attempt, an ``OptimisticAbort`` (redo it checked, message by message); for one message's
+    /// own transaction, its failure.
     private struct TransactionStep {
         let postgres: PostgresConnection
-        let batch: Int
+        /// A failure aborts the attempt (there is a fallback) rather than failing the message.
+        let optimistic: Bool
 
         func fail(_ error: PostgresError) throws -> Never {
             if postgres.inTransaction { _ = try? postgres.execute("ROLLBACK") }
             if error.isUnavailable { throw error }
-            if batch > 1 { throw OptimisticAbort() }
+            if optimistic { throw OptimisticAbort() }
             throw SingleFailure(
                 message: "\(error)",
                 concurrency: error.sqlState.map(BatchProcessor.concurrencyStates.contains) ?? false,
@@ -134,10 +137,11 @@ extension BatchProcessor {
         // Queries (read-only) leave no inbox row: they are always taken as fresh.
         let queries = Set(items.lazy.map(\.envelope).filter { self.queryTypes.contains($0.type) }.map(\.id))
         let envelopes = items.map(\.envelope).filter { !queries.contains($0.id) }
-        // One message's transaction waits as the session does (``ServicePolicy/postgresSessionSettings``); a
-        // batch waits for locks only briefly.
+        // One message's own transaction waits as the session does
+        // (``ServicePolicy/postgresSessionSettings``); a batch or a strict attempt, which have a
+        // fallback, wait for locks only briefly.
         var begin = [PostgresStatement("BEGIN")]
-        if items.count > 1 { begin.append(lockTimeout) }
+        if strict || items.count > 1 { begin.append(lockTimeout) }
         let inboxRows = PostgresStatement(
             strict ? RuntimeSchema.inboxInsertStrict(schema) : RuntimeSchema.inboxInsert(schema),
             [

@@ -46,19 +46,30 @@ final class TransactionSession {
     /// Runs a statement now, after flushing queued writes, inside the message's savepoint.
     ///
     /// The savepoint is opened before the current message's own queued writes are sent, so a
-    /// rollback of the message removes them too (earlier messages' writes go before it).
+    /// rollback of the message removes them too (earlier messages' writes go before it). The
+    /// prelude, the queued writes, the savepoint and the statement go in one round trip.
     func query(_ sql: String, _ parameters: [(any PostgresEncodable)?]) throws -> PostgresResult {
+        // The statement's own bad parameter is its error, not the transaction's.
+        try PostgresConnection.checkParameters(parameters.map { $0?.postgresText }, sql: sql)
+        var statements: [PostgresStatement]
+        var savepoint: String?
         if openSavepoint == nil {
             let name = "m\(currentIndex)"
             let start = min(messageStart, pending.count)
             let earlier = StatementCoalescer.coalesce(Array(pending[..<start]))
             let own = StatementCoalescer.coalesce(Array(pending[start...]))
-            try send(prelude + earlier + [PostgresStatement("SAVEPOINT \(name)")] + own)
-            openSavepoint = name
+            statements = prelude + earlier + [PostgresStatement("SAVEPOINT \(name)")] + own
+            savepoint = name
         } else {
-            try flush()
+            statements = prelude + StatementCoalescer.coalesce(pending)
         }
-        return try connection.query(sql, parameters)
+        statements.append(PostgresStatement(sql, parameters))
+        let results = try send(statements, lastIsQuery: true)
+        if let savepoint { openSavepoint = savepoint }
+        switch results[results.count - 1] {
+        case .success(let rows): return rows
+        case .failure(let error): throw error
+        }
     }
 
     /// Sends the queued writes (not committing).
@@ -67,9 +78,13 @@ final class TransactionSession {
         try send(prelude + StatementCoalescer.coalesce(pending))
     }
 
-    /// Sends `statements` (the prelude and queued writes, in order), which are then no longer
-    /// pending.
-    private func send(_ statements: [PostgresStatement]) throws {
+    /// Sends `statements` (the prelude and queued writes, in order, then with `lastIsQuery` a
+    /// handler's statement), which are then no longer pending. Returns their outcomes once the
+    /// writes succeeded; the handler's statement may have failed on its own.
+    @discardableResult
+    private func send(_ statements: [PostgresStatement], lastIsQuery: Bool = false) throws
+        -> [Result<PostgresResult, PostgresError>]
+    {
         prelude.removeAll()
         pending.removeAll(keepingCapacity: true)
         messageStart = 0
@@ -82,12 +97,13 @@ final class TransactionSession {
             aborted = error
             throw error
         }
-        for result in results {
+        for result in results.dropLast(lastIsQuery ? 1 : 0) {
             if case .failure(let error) = result {
                 aborted = error
                 throw error
             }
         }
+        return results
     }
 
     /// Undoes the current message's work: its savepoint (if any) and its unsent writes.

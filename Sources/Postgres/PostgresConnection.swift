@@ -116,6 +116,11 @@ public final class PostgresConnection: @unchecked Sendable {
     /// The server's process id for this session (useful to terminate it in tests).
     public var backendPID: Int32 { connection.map { PQbackendPID($0) } ?? 0 }
 
+    /// How many exchanges with the server ``query(_:_:)``, ``execute(_:)`` and ``pipeline(_:)``
+    /// have started on this connection (a pipeline is one, however many statements it holds):
+    /// what a caller batching its statements can check it saved.
+    public private(set) var roundTrips = 0
+
     // MARK: Statements
 
     /// Runs one statement with bound parameters and returns its rows.
@@ -124,6 +129,7 @@ public final class PostgresConnection: @unchecked Sendable {
         let connection = try usableConnection()
         let texts = parameters.map { $0?.postgresText }
         try Self.checkParameters(texts, sql: sql)
+        roundTrips += 1
         let result = Self.withCStrings(texts) { pointers in
             PQexecParams(connection, sql, Int32(pointers.count), nil, pointers, nil, nil, 0)
         }
@@ -135,6 +141,7 @@ public final class PostgresConnection: @unchecked Sendable {
     @discardableResult
     public func execute(_ sql: String) throws -> PostgresResult {
         _ = try usableConnection()
+        roundTrips += 1
         return try simple(sql)
     }
 
@@ -183,6 +190,7 @@ public final class PostgresConnection: @unchecked Sendable {
         for statement in statements where !statement.parameters.isEmpty {
             try Self.checkParameters(statement.parameters.map { $0?.postgresText }, sql: statement.sql)
         }
+        roundTrips += 1
         guard PQenterPipelineMode(connection) == 1 else { throw lostOrFailed("cannot enter pipeline mode") }
         defer { _ = PQexitPipelineMode(connection) }
         // Statements being prepared in this pipeline: their index and name.
@@ -352,7 +360,10 @@ public final class PostgresConnection: @unchecked Sendable {
     /// Refuses parameters holding a NUL byte before anything is sent: libpq takes C strings, so
     /// the value would be cut at the NUL (stored truncated, silently), and Postgres text cannot
     /// hold NUL at all. Binary data belongs in `bytea` (``PostgresBytes``).
-    static func checkParameters(_ texts: [String?], sql: String) throws {
+    ///
+    /// ``query(_:_:)`` and ``pipeline(_:)`` check their parameters this way; a caller that
+    /// pipelines a statement behind others checks it first to tell its own error from theirs.
+    public static func checkParameters(_ texts: [String?], sql: String) throws {
         for (index, text) in texts.enumerated() {
             guard let text, text.utf8.contains(0) else { continue }
             let statement = sql.split(whereSeparator: \.isNewline).first.map(String.init) ?? sql
