@@ -14,6 +14,19 @@ struct TransactionSessionTests {
         try db.execute("CREATE TEMP TABLE \(table) (id int PRIMARY KEY)")
     }
 
+    /// A batch's transaction, its prelude unsent, handling its first message.
+    func openSession() -> TransactionSession {
+        let session = TransactionSession(connection: db, prelude: [PostgresStatement("BEGIN")])
+        start(session, message: 0)
+        return session
+    }
+
+    /// Starts message number `index` of `session`, as the batch processor does.
+    func start(_ session: TransactionSession, message index: Int) {
+        session.beginMessage(index)
+        session.markMessageStart()
+    }
+
     func insert(_ id: Int) -> PostgresStatement { PostgresStatement("INSERT INTO \(table) VALUES ($1)", [id]) }
 
     func count(_ session: TransactionSession) throws -> Int? {
@@ -32,9 +45,7 @@ struct TransactionSessionTests {
 
     @Test("an immediate query goes out with the prelude and the queued writes in one round trip, and sees them")
     func queryInOneRoundTrip() throws {
-        let session = TransactionSession(connection: db, prelude: [PostgresStatement("BEGIN")])
-        session.beginMessage(0)
-        session.markMessageStart()
+        let session = openSession()
         session.enqueue(insert(1))
         session.enqueue(insert(2))
         let before = db.roundTrips
@@ -49,18 +60,14 @@ struct TransactionSessionTests {
 
     @Test("a failing query is the handler's own error: rolling its message back keeps earlier messages' writes")
     func failingQueryIsTheHandlers() throws {
-        let session = TransactionSession(connection: db, prelude: [PostgresStatement("BEGIN")])
-        session.beginMessage(0)
-        session.markMessageStart()
+        let session = openSession()
         session.enqueue(insert(1))
-        session.beginMessage(1)
-        session.markMessageStart()
+        start(session, message: 1)
         session.enqueue(insert(2))
         #expect(throws: PostgresError.self) { try session.query("SELECT * FROM \(table)_missing", []) }
         #expect(session.aborted == nil, "the handler's failing query aborted the whole batch")
         try session.rollbackMessage()
-        session.beginMessage(2)
-        session.markMessageStart()
+        start(session, message: 2)
         session.enqueue(insert(3))
         try commit(session)
         let ids = try db.query("SELECT id FROM \(table) ORDER BY id").rows.map { try $0.decode(Int.self, "id") }
@@ -70,9 +77,7 @@ struct TransactionSessionTests {
     @Test("a failing queued write ahead of the query aborts the batch, not only the message")
     func failingWriteAborts() throws {
         try db.execute("INSERT INTO \(table) VALUES (7)")
-        let session = TransactionSession(connection: db, prelude: [PostgresStatement("BEGIN")])
-        session.beginMessage(0)
-        session.markMessageStart()
+        let session = openSession()
         session.enqueue(insert(7))
         #expect(throws: PostgresError.self) { try count(session) }
         #expect(session.aborted?.isUniqueViolation == true)
@@ -81,9 +86,7 @@ struct TransactionSessionTests {
 
     @Test("a query parameter holding a NUL is refused before anything is sent, the batch intact")
     func nulParameterRefusedFirst() throws {
-        let session = TransactionSession(connection: db, prelude: [PostgresStatement("BEGIN")])
-        session.beginMessage(0)
-        session.markMessageStart()
+        let session = openSession()
         session.enqueue(insert(1))
         let before = db.roundTrips
         #expect(throws: PostgresError.self) { try session.query("SELECT $1::text AS v", ["a\u{0}b"]) }
